@@ -16,6 +16,8 @@ import threading
 
 import numpy as np
 
+from ._dtypes import is_float
+
 __all__ = [
     "Op", "grad", "GradientTape", "no_grad", "enable_grad", "is_grad_enabled", "stop_gradient",
 ]
@@ -102,8 +104,8 @@ class Op:
         op = cls(**params)
         data = op.forward(*[x.data for x in inputs])
         out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))
-        if _state.enabled and out.data.dtype.kind == "f":
-            needs = tuple([x.data.dtype.kind == "f" and _wants_grad(x) for x in inputs])
+        if _state.enabled and is_float(out.data.dtype):
+            needs = tuple([is_float(x.data.dtype) and _wants_grad(x) for x in inputs])
             if True in needs:
                 op.inputs, op.needs = inputs, needs
                 out._node = op
@@ -426,7 +428,7 @@ class GradientTape:
         for i, t in enumerate(tensor if isinstance(tensor, (list, tuple)) else [tensor]):
             if not isinstance(t, Tensor):
                 raise TypeError(f"watch() takes minigrad Tensors; item {i} is {type(t).__name__}")
-            if t.dtype.kind != "f":
+            if not is_float(t.dtype):
                 raise TypeError(
                     f"only floating-point tensors can be watched; item {i} has dtype {t.dtype}"
                 )

@@ -10,7 +10,7 @@ import numpy as np
 from minigrad import _xent
 from minigrad._config import threads_for
 
-__all__ = ["dense_loss_backprop", "sparse_loss_backprop"]
+__all__ = ["dense_loss_backprop", "sparse_loss_backprop", "LOGIT_DTYPES"]
 
 # dtype(s) -> (kernel, whether float16 travels as uint16 bits: Cython has no half type).
 # One dict lookup picks both; comparing dtypes with ``==`` per argument cost more
@@ -28,6 +28,8 @@ _SPARSE = {
     (np.dtype(np.float64), np.dtype(np.int32)): (_xent.sparse_f64_i32, False),
     (np.dtype(np.float64), np.dtype(np.int64)): (_xent.sparse_f64_i64, False),
 }
+
+LOGIT_DTYPES = tuple(_DENSE)
 
 
 def _c_aligned(a):

@@ -9,11 +9,9 @@ import numbers
 
 import numpy as np
 
-from . import _autograd
+from . import _autograd, _dtypes
 
 __all__ = ["Tensor", "tensor"]
-
-_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _holds_arrays(data):
@@ -31,7 +29,7 @@ def _to_array(data, dtype):
         arr = np.array(data, dtype=dtype)
     except (TypeError, ValueError) as e:
         raise TypeError(f"cannot make a tensor from {type(data).__name__} data: {e}") from None
-    if arr.dtype.kind not in "biuf":
+    if not _dtypes.is_numeric(arr.dtype):
         raise TypeError(
             f"tensor data must be numeric (bool, integer or float), got dtype {arr.dtype}"
             f"{' from ' + type(data).__name__ if from_python else ''}"
@@ -58,7 +56,7 @@ class Tensor:
     def __init__(self, data, *, dtype=None, requires_grad=False):
         if isinstance(data, Tensor):
             data = data.data
-        self.data = _to_array(data, None if dtype is None else np.dtype(dtype))
+        self.data = _to_array(data, None if dtype is None else _dtypes.as_dtype(dtype))
         self.grad = None
         self._node = None
         self._requires_grad = False
@@ -84,9 +82,9 @@ class Tensor:
             raise RuntimeError(
                 "requires_grad can only be changed on a leaf tensor; use .detach() to get a leaf"
             )
-        if flag and self.data.dtype not in _FLOAT_DTYPES:
+        if flag and not _dtypes.is_float(self.data.dtype):
             raise TypeError(
-                f"only float16/float32/float64 tensors can require gradients, this one is "
+                f"only {_dtypes.FLOAT_NAMES} tensors can require gradients, this one is "
                 f"{self.data.dtype}; convert it first, e.g. minigrad.tensor(x, dtype='float32')"
             )
         self._requires_grad = flag

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import _kernels
 from .._autograd import Op, stop_gradient
-from .._tensor import _FLOAT_DTYPES, Tensor
+from .._tensor import Tensor
 
 __all__ = [
     "softmax_cross_entropy_with_logits",
@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _INDICES = (np.dtype(np.int32), np.dtype(np.int64))
+_FLOAT_DTYPES = tuple(_kernels.LOGIT_DTYPES)   # the dtypes the kernels compute
 
 
 class XentBackprop(Op):
