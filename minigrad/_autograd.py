@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from ._dtypes import is_float
+from ._dtypes import LOW, float32, is_float
 
 __all__ = [
     "Op", "grad", "GradientTape", "no_grad", "enable_grad", "is_grad_enabled", "stop_gradient",
@@ -92,15 +92,28 @@ class Op:
     ``g`` is the cotangent of the output and ``out`` the output tensor. ``self.inputs`` holds
     the input tensors and ``self.needs[i]`` says whether input ``i`` wants a gradient, so a
     ``vjp`` may skip work. The base class does the chores: it sums a cotangent back over
-    broadcast axes, casts it to the input's dtype, and releases what was saved once the
-    graph is freed.
+    broadcast axes, casts it to the input's dtype, releases what was saved once the graph is
+    freed, and applies the low-precision rule below.
+
+    **float16 and bfloat16** data keep their dtype, but an op computes in float32 and rounds
+    its result once: ``apply`` runs the op on float32 casts of the inputs and casts the result
+    back. The casts are recorded ops, so the backward pass runs in float32 as well and each
+    input's gradient is rounded once, by its cast's VJP. Ops whose result is exact in any
+    dtype (moving, selecting or negating values) set ``opmath = False`` and skip the casts,
+    as do ops that compute in a wider type themselves.
     """
 
     released = False
+    opmath = True
 
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on tensors ``inputs``; record it when any input wants a gradient."""
+        low = _low_precision_result(inputs)
+        if low is not None:
+            if cls.opmath:
+                return _apply_in_float32(cls, inputs, params, low)
+            inputs = [_round_weak(x, low) for x in inputs]
         op = cls(**params)
         data = op.forward(*[x.data for x in inputs])
         out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))
@@ -143,6 +156,35 @@ class Op:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+# -- the low-precision rule ---------------------------------------------------------------------
+def _low_precision_result(inputs):
+    """The float16/bfloat16 dtype of an op's result on ``inputs``, or None for any other.
+
+    A weak Python scalar (``_WeakScalar``, float32 data) counts as the dtype it stands for.
+    """
+    for x in inputs:
+        if type(x) is _WeakScalar or x.data.dtype in LOW:
+            break
+    else:
+        return None
+    dtype = np.result_type(*[x.promotes_as if type(x) is _WeakScalar else x.data.dtype
+                             for x in inputs])
+    return dtype if dtype in LOW else None
+
+
+def _apply_in_float32(cls, inputs, params, low):
+    """``cls`` on float32 casts of the low-precision ``inputs``, its result rounded to ``low``."""
+    wide = [_ops.astype(x, float32) if x.data.dtype in LOW
+            else Tensor._wrap(x.data) if type(x) is _WeakScalar else x for x in inputs]
+    return _ops.astype(cls.apply(*wide, **params), low)
+
+
+def _round_weak(x, low):
+    """A weak scalar as a constant of dtype ``low``: for ops whose result is exact, rounding
+    the scalar first gives the same result as rounding the result."""
+    return Tensor._wrap(x.data.astype(low)) if type(x) is _WeakScalar else x
 
 
 def _toposort(outputs, allow_released=False):
@@ -501,4 +543,5 @@ class GradientTape:
     __repr__ = __str__
 
 
-from ._tensor import Tensor  # noqa: E402  (Tensor's module imports this one)
+from ._tensor import Tensor, _WeakScalar  # noqa: E402  (Tensor's module imports this one)
+from . import _ops  # noqa: E402  (the casts of the low-precision rule)

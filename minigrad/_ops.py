@@ -5,14 +5,22 @@ A primitive's ``vjp`` is written with minigrad ops (not raw numpy), so that with
 inputs' values in a differentiable way (masks, max shifts, indices) are plain numpy arrays.
 Each VJP states its derivative once, in a comment.
 
-Composites (``sub``, ``mean``, ``min``, ``softmax``, ...) are built from primitives, so the
-primitives' gradient checks cover them.
+Composites (``subtract``, ``clip``, ``stack``, ...) are built from primitives, so the
+primitives' gradient checks cover them. A few functions that could be composites are
+primitives because the composite would be less exact: ``mean`` (one rounding, not a sum then a
+division), and the softmax family (``(x - m) - log(sum(exp(x - m)))``, never
+``x - logsumexp(x)``, which cancels for large ``x``).
+
+Precision: float16/bfloat16 ops compute in float32 and round once (``Op.apply``); sums are
+pairwise along every axis (``_pairwise_sum``); derivatives of saturating functions are formed
+from the input, not the output.
 """
 
 import math
 
 import numpy as np
 
+from . import _dtypes
 from ._autograd import Op
 from ._tensor import Tensor, _is_python_scalar, as_tensor
 
@@ -54,6 +62,8 @@ class Add(Op):
 
 
 class Neg(Op):
+    opmath = False  # exact in any dtype
+
     def forward(self, x):
         return -x
 
@@ -85,14 +95,17 @@ class Pow(Op):
         return x ** y
 
     def vjp(self, g, out):
-        # d(x^y) = y x^(y-1) dx + x^y log(x) dy. Where y == 0 the first term is 0 (the
-        # exponent is swapped for 1 to avoid 0 * inf at x == 0); at x == 0, y >= 0 the
-        # second is taken as 0 (not 0 * -inf).
+        # d(x^y) = y x^(y-1) dx + x^y log(x) dy. The exponent y - 1 is formed in float64:
+        # in float32, 1/3 - 1 is rounded, and x^(rounded) is off by |log x| of those ulps
+        # (59 ulp at x ** (1/3)); the float64 product is rounded once, by the base class.
+        # Where y == 0 the first term is 0 (the exponent is swapped for 1 to avoid 0 * inf at
+        # x == 0); at x == 0, y >= 0 the second is taken as 0 (not 0 * -inf).
         x, y = self.inputs
         gx = gy = None
         if self.needs[0]:
             y_is_0 = y.data == 0
-            gx = g * y * x ** (where(y_is_0, 1, y - 1) if y_is_0.any() else y - 1)
+            exponent = astype(y, np.float64) - 1 if _dtypes.is_float(y.dtype) else y - 1
+            gx = g * y * x ** (where(y_is_0, 1, exponent) if y_is_0.any() else exponent)
         if self.needs[1]:
             at_zero = (x.data == 0) & (y.data >= 0)
             if at_zero.any():
@@ -161,6 +174,8 @@ class Sqrt(Op):
 
 
 class Abs(Op):
+    opmath = False  # exact in any dtype
+
     def forward(self, x):
         return np.abs(x)
 
@@ -172,23 +187,30 @@ class Tanh(Op):
     def forward(self, x):
         return np.tanh(x)
 
-    def vjp(self, g, out):  # d tanh x = (1 - tanh^2 x) dx
-        return (g * (1 - out * out),)
+    def vjp(self, g, out):
+        # d tanh x = (1 - tanh^2 x) dx, but 1 - out^2 cancels where |out| is near 1 (14x
+        # too large at x = 9.98 in float32). From the input instead: 1 - tanh^2 x =
+        # (1 - tanh x)(1 + tanh x) = 2 s(-2x) * 2 s(2x), with s the sigmoid, each factor
+        # computed without cancellation.
+        x2 = self.inputs[0] * 2
+        return (g * 4 * sigmoid(x2) * sigmoid(-x2),)
 
 
 class Sigmoid(Op):
     def forward(self, x):
-        # integers and bools become floats as in numpy's unary functions (np.tanh etc.)
-        x = x.astype(np.result_type(x.dtype, np.float16), copy=False)
         # exp(-|x|) never overflows; pick the form that does not cancel for each sign.
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
-    def vjp(self, g, out):  # d s(x) = s(x) (1 - s(x)) dx
-        return (g * out * (1 - out),)
+    def vjp(self, g, out):
+        # d s(x) = s(x) (1 - s(x)) dx, with 1 - s(x) = s(-x) from the input: 1 - out is 0 in
+        # float32 from x = 17 on, where the derivative is 4e-8.
+        return (g * out * sigmoid(-self.inputs[0]),)
 
 
 class Relu(Op):
+    opmath = False  # exact in any dtype
+
     def forward(self, x):
         return np.maximum(x, 0)
 
@@ -225,7 +247,10 @@ def tanh(x):
 
 def sigmoid(x):
     """Elementwise logistic function ``1 / (1 + exp(-x))``, computed without overflow."""
-    return Sigmoid.apply(as_tensor(x))
+    x = as_tensor(x)
+    if not _dtypes.is_float(x.dtype):  # integers and bools become floats, as in np.tanh
+        x = astype(x, np.result_type(x.dtype, np.float16))
+    return Sigmoid.apply(x)
 
 
 def relu(x):
@@ -234,6 +259,8 @@ def relu(x):
 
 
 class Cast(Op):
+    opmath = False  # the cast is the rounding itself
+
     def __init__(self, dtype):
         self.dtype = dtype
 
@@ -255,6 +282,8 @@ def astype(x, dtype):
 # Selection between two tensors
 # --------------------------------------------------------------------------------------------
 class Where(Op):
+    opmath = False  # exact in any dtype
+
     def __init__(self, condition):
         self.condition = condition
 
@@ -267,6 +296,7 @@ class Where(Op):
 
 
 class Maximum(Op):
+    opmath = False  # exact in any dtype
     pick, x_wins_where = np.maximum, np.greater_equal
 
     def forward(self, x, y):
@@ -315,19 +345,78 @@ def clip(x, a_min, a_max):
 # --------------------------------------------------------------------------------------------
 # Reductions
 # --------------------------------------------------------------------------------------------
+def _axes(axis, ndim):
+    """``axis`` (None, an int or a tuple) as a tuple of non-negative axes."""
+    return normalize_axis_tuple(range(ndim) if axis is None else axis, ndim)
+
+
+def _pairwise_sum(a, axis=None, keepdims=False):
+    """``np.sum(a, axis, keepdims)``, pairwise along every reduced axis.
+
+    numpy sums pairwise (error O(log n) ulps) only along the contiguous axis; along any other
+    it adds one slice after another, with an error that grows with n: a float32 sum of 10^6
+    elements down a column is off by 8.5e-6 relative, and a float16 column of 4096 ones sums to
+    2048. Each other axis is summed here in blocks of 8 (numpy's own unrolling), then by
+    halving (top half plus bottom half, repeated): a few numpy calls per axis, same cost order.
+    """
+    if a.dtype.kind != "f":  # integers and bools: exact, numpy's rules (bool sums to int)
+        return np.sum(a, axis=axis, keepdims=keepdims)
+    axes = _axes(axis, a.ndim)
+    if not axes:  # nothing to reduce: numpy's copy
+        return np.sum(a, axis=axes, keepdims=keepdims)
+    out = a
+    for ax in sorted(axes, reverse=True):
+        out = _pairwise_along(out, ax)
+    return out if keepdims else out.reshape([n for i, n in enumerate(a.shape) if i not in axes])
+
+
+def _pairwise_along(a, axis):
+    """Sum over ``axis``, kept as size 1, pairwise."""
+    n = a.shape[axis]
+    if n <= 8 or a.strides[axis] == a.itemsize:  # short, or numpy's pairwise inner loop
+        return np.add.reduce(a, axis=axis, keepdims=True)
+    b = np.moveaxis(a, axis, 0)
+    if n >= 16 and b[0].size >= 32:  # wide slices: one pass in blocks of 8 first
+        body = n - n % 8
+        blocks = np.add.reduce(b[:body].reshape((body // 8, 8) + b.shape[1:]), axis=1)
+        if body < n:
+            blocks[0] += np.add.reduce(b[body:], axis=0)
+        b = blocks
+    while b.shape[0] > 1:
+        half = b.shape[0] // 2
+        summed = b[:half] + b[half:2 * half]
+        if b.shape[0] % 2:
+            summed[0] += b[2 * half]
+        b = summed
+    return np.moveaxis(b, 0, axis)
+
+
 class Sum(Op):
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        return np.sum(x, axis=self.axis, keepdims=self.keepdims)
+        return _pairwise_sum(x, self.axis, self.keepdims)
 
     def vjp(self, g, out):  # every summed element gets the cotangent of its sum
         x = self.inputs[0]
         return (g.reshape(_kept_shape(x.shape, self.axis)).broadcast_to(x.shape),)
 
 
+class Mean(Sum):
+    """The sum divided by the count in one op, so float16 rounds once (and does not overflow
+    past 65504 on the way)."""
+
+    def forward(self, x):
+        self.count = math.prod(x.shape[i] for i in _axes(self.axis, x.ndim))
+        return np.true_divide(super().forward(x), self.count, dtype=x.dtype)
+
+    def vjp(self, g, out):  # each element gets 1/count of the mean's cotangent
+        return super().vjp(g / self.count, out)
+
+
 class Max(Op):
+    opmath = False  # exact in any dtype
     reduce = staticmethod(np.max)
 
     def __init__(self, axis, keepdims):
@@ -352,24 +441,21 @@ class Min(Max):
 
 
 def sum(x, axis=None, keepdims=False):
-    """Sum over ``axis`` (None: all; an int or a tuple of ints), as ``numpy.sum``."""
+    """Sum over ``axis`` (None: all; an int or a tuple of ints), as ``numpy.sum``.
+
+    Floats are summed pairwise along every axis (numpy does so only along the contiguous
+    one), so the error grows as log(n), not n; float16/bfloat16 sum in float32.
+    """
     return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
-    """Mean over ``axis``, as ``numpy.mean`` (the sum divided by the count).
-
-    As in numpy, integers give float64, and float16 is summed in float32 (a float16 sum
-    overflows past 65504) and the mean cast back.
-    """
+    """Mean over ``axis``, as ``numpy.mean``: integers and bools give float64; floats keep
+    their dtype (float16/bfloat16 are summed in float32 and rounded once)."""
     x = as_tensor(x)
-    axes = normalize_axis_tuple(range(x.ndim) if axis is None else axis, x.ndim)
-    count = math.prod(x.shape[i] for i in axes)
-    if x.dtype.kind in "biu":
-        return sum(astype(x, np.float64), axis=axis, keepdims=keepdims) / count
-    if x.dtype == np.float16:
-        return astype(sum(astype(x, np.float32), axis=axis, keepdims=keepdims) / count, np.float16)
-    return sum(x, axis=axis, keepdims=keepdims) / count
+    if not _dtypes.is_float(x.dtype):
+        x = astype(x, np.float64)
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
 def max(x, axis=None, keepdims=False):
@@ -382,43 +468,125 @@ def min(x, axis=None, keepdims=False):
     return Min.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
-def _finite_max(x, axis):
-    """The max over ``axis`` (kept) as a constant shift, 0 where it is infinite or empty."""
+# --------------------------------------------------------------------------------------------
+# The softmax family: primitives, each computed from the shifted logits x - max
+# --------------------------------------------------------------------------------------------
+def _shifted(x, axis):
+    """``x - max(x)`` over ``axis``, the max taken as a constant and replaced by 0 where it is
+    infinite (a row of only -inf then gives -inf, not NaN) or the axis is empty."""
     if x.size == 0:
-        return np.zeros(_kept_shape(x.shape, axis), dtype=x.dtype)
-    shift = np.max(x.data, axis=axis, keepdims=True)
-    return np.where(np.isfinite(shift), shift, 0).astype(x.dtype)
+        return x.copy()
+    shift = np.max(x, axis=axis, keepdims=True)
+    return x - np.where(np.isfinite(shift), shift, 0).astype(x.dtype)
+
+
+def _log_sum_exp_shifted(shifted, axis):
+    """``log(sum(exp(shifted)))`` over ``axis``, kept."""
+    return np.log(_pairwise_sum(np.exp(shifted), axis, keepdims=True))
+
+
+class _SoftmaxFamily(Op):
+    def __init__(self, axis, stats=None):
+        # ``stats``: for 2-D input and the last axis, per-row (max, log(sum(exp(x - max))))
+        # in float64, as the cross-entropy kernels hand them out: the output is then formed
+        # in float64 and rounded once, with no pass to find them again.
+        self.axis, self.stats = axis, stats
+
+    def _from_stats(self, x):
+        """``x - logsumexp(x)`` from the row statistics, in float64."""
+        m, logsum = self.stats[:, :1], self.stats[:, 1:]
+        return (x.astype(np.float64) - m) - logsum
+
+    def _wide(self, *tensors):
+        """The tensors in the op-math dtype (float32 for float16/bfloat16): the cross-entropy
+        node's variant skips ``Op.apply``'s casts, so its backward widens here."""
+        wide = _dtypes.opmath(tensors[0].dtype)
+        return [astype(t, wide) for t in tensors]
+
+
+class LogSoftmax(_SoftmaxFamily):
+    def forward(self, x):
+        if self.stats is not None:
+            return self._from_stats(x).astype(x.dtype)
+        shifted = _shifted(x, self.axis)
+        return shifted - _log_sum_exp_shifted(shifted, self.axis)
+
+    def vjp(self, g, out):  # d log_softmax = dx - softmax * sum(dx); softmax = exp(out)
+        g, out = self._wide(g, out)
+        return (g - exp(out) * sum(g, axis=self.axis, keepdims=True),)
+
+
+class Softmax(_SoftmaxFamily):
+    def forward(self, x):
+        if self.stats is not None:
+            return np.exp(self._from_stats(x)).astype(x.dtype)
+        e = np.exp(_shifted(x, self.axis))
+        return e / _pairwise_sum(e, self.axis, keepdims=True)
+
+    def vjp(self, g, out):  # d softmax = softmax * (dx - sum(dx * softmax))
+        g, out = self._wide(g, out)
+        return (out * (g - sum(g * out, axis=self.axis, keepdims=True)),)
+
+
+class _GivenStats:
+    """Mixin: the variant fed the kernels' float64 row statistics computes in float64 itself
+    and rounds once, so ``Op.apply`` must not widen it to float32 first."""
+
+    opmath = False
+
+
+class LogSoftmaxGivenStats(_GivenStats, LogSoftmax):
+    pass
+
+
+class SoftmaxGivenStats(_GivenStats, Softmax):
+    pass
+
+
+class LogSumExp(Op):
+    def __init__(self, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        if x.size == 0:
+            return np.log(np.sum(np.exp(x), axis=self.axis, keepdims=self.keepdims))
+        shift = np.max(x, axis=self.axis, keepdims=True)
+        shift = np.where(np.isfinite(shift), shift, 0).astype(x.dtype)
+        out = _log_sum_exp_shifted(x - shift, self.axis) + shift
+        return out if self.keepdims else np.squeeze(out, axis=_axes(self.axis, x.ndim))
+
+    def vjp(self, g, out):  # d logsumexp = sum(softmax * dx)
+        x = self.inputs[0]
+        return (g.reshape(_kept_shape(x.shape, self.axis)) * softmax(x, axis=self.axis),)
 
 
 def logsumexp(x, axis=None, keepdims=False):
     """``log(sum(exp(x)))`` over ``axis``, stable for large entries.
 
-    The max is subtracted as a constant (its gradient would cancel anyway); a row whose max
-    is infinite is shifted by 0 so that all ``-inf`` gives ``-inf``, not NaN.
+    Computed as ``m + log(sum(exp(x - m)))`` with ``m`` the max as a constant (0 where it is
+    infinite, so a row of only ``-inf`` gives ``-inf``, not NaN).
     """
-    x = as_tensor(x)
-    shift = _finite_max(x, axis)
-    out = log(sum(exp(x - shift), axis=axis, keepdims=True)) + shift
-    return out if keepdims else squeeze(out, axis=normalize_axis_tuple(range(x.ndim) if axis is None else axis, x.ndim))
+    return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 def log_softmax(x, axis=-1):
-    """``x - logsumexp(x, axis)``: log-probabilities along ``axis`` (default: the last)."""
-    x = as_tensor(x)
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """Log-probabilities along ``axis`` (default: the last), ``(x - m) - log(sum(exp(x - m)))``
+    with ``m`` the max: never ``x - logsumexp(x)``, which loses the digits of ``x`` (at
+    ``[1e4, 10001]`` in float32 that form is off by 2e-4, at ``[1e8, 1e8]`` it gives 0)."""
+    return LogSoftmax.apply(as_tensor(x), axis=axis)
 
 
 def softmax(x, axis=-1):
-    """``exp(x) / sum(exp(x))`` along ``axis`` (default: the last), shifted by the max."""
-    x = as_tensor(x)
-    e = exp(x - _finite_max(x, axis))
-    return e / sum(e, axis=axis, keepdims=True)
+    """``exp(x - m) / sum(exp(x - m))`` along ``axis`` (default: the last), ``m`` the max."""
+    return Softmax.apply(as_tensor(x), axis=axis)
 
 
 # --------------------------------------------------------------------------------------------
 # Shape
 # --------------------------------------------------------------------------------------------
 class Reshape(Op):
+    opmath = False  # exact in any dtype
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -430,6 +598,8 @@ class Reshape(Op):
 
 
 class Transpose(Op):
+    opmath = False  # exact in any dtype
+
     def __init__(self, axes):
         self.axes = axes
 
@@ -442,6 +612,8 @@ class Transpose(Op):
 
 
 class BroadcastTo(Op):
+    opmath = False  # exact in any dtype
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -541,6 +713,8 @@ def _is_basic(index):
 
 
 class GetItem(Op):
+    opmath = False  # exact in any dtype
+
     def __init__(self, index):
         self.index = index
 
@@ -575,6 +749,8 @@ def getitem(x, index):
 
 
 class Concatenate(Op):
+    opmath = False  # exact in any dtype
+
     def __init__(self, axis):
         self.axis = axis
 

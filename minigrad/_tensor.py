@@ -217,6 +217,18 @@ def _is_python_scalar(x):
     return isinstance(x, (bool, numbers.Number)) and not isinstance(x, (np.generic, np.ndarray))
 
 
+class _WeakScalar(Tensor):
+    """A Python number next to a float16/bfloat16 tensor (internal; never a result).
+
+    NEP 50 makes the number *weak*: ``float16 tensor * 0.1`` is float16. But the op computes
+    in float32, and rounding 0.1 to float16 first would add an error the result does not
+    deserve. So the number is held in float32 and ``promotes_as`` says which dtype it stands
+    for when the op's result dtype is worked out (``Op.apply``).
+    """
+
+    __slots__ = ("promotes_as",)
+
+
 def as_tensor(x, like=None):
     """``x`` as a Tensor operand. A Python scalar next to tensor ``like`` is a *weak* scalar:
     it takes numpy's promoted dtype (so ``float32 tensor * 2.0`` stays float32)."""
@@ -225,10 +237,15 @@ def as_tensor(x, like=None):
     if like is not None and _is_python_scalar(x):
         if isinstance(x, complex):
             raise TypeError(f"complex operands are not supported, got {x!r}")
-        return Tensor._wrap(np.asarray(x, dtype=np.result_type(like.dtype, x)))
+        dtype = np.result_type(like.dtype, x)
+        if _dtypes.is_low(dtype):
+            weak = _WeakScalar._wrap(np.asarray(x, dtype=_dtypes.float32))
+            weak.promotes_as = dtype
+            return weak
+        return Tensor._wrap(np.asarray(x, dtype=dtype))
     if isinstance(x, (np.ndarray, np.generic)):
         arr = np.asarray(x)
-        if arr.dtype.kind not in "biuf":
+        if not _dtypes.is_numeric(arr.dtype):
             raise TypeError(f"expected numeric data, got an array of dtype {arr.dtype}")
         return Tensor._wrap(arr)
     if like is not None:
@@ -236,7 +253,7 @@ def as_tensor(x, like=None):
             arr = np.asarray(x)
         except (TypeError, ValueError):
             arr = None
-        if arr is None or arr.dtype.kind not in "biuf":
+        if arr is None or not _dtypes.is_numeric(arr.dtype):
             raise TypeError(f"unsupported operand of type {type(x).__name__} for a minigrad op")
         return Tensor._wrap(arr)
     return Tensor(x)

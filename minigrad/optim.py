@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from . import _dtypes
 from ._checks import non_negative, positive_int, real
 from ._tensor import Tensor
 
@@ -62,7 +63,7 @@ class Optimizer:
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer params must be minigrad Tensors; item {i} is "
                                 f"{type(p).__name__}")
-            if p.dtype.kind != "f":
+            if not _dtypes.is_float(p.dtype):
                 raise TypeError(f"optimizer params must be float tensors; item {i} has dtype {p.dtype}")
             if not p.is_leaf:
                 raise ValueError(f"can't optimize a non-leaf tensor (item {i}, made by "

@@ -28,6 +28,7 @@ import numbers
 
 import numpy as np
 
+from .. import _dtypes
 from .._checks import real
 from .._random import as_generator
 
@@ -68,8 +69,8 @@ def _check_gain(gain):
 
 
 def _finish(values, dtype):
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
+    dtype = _dtypes.as_dtype(dtype)
+    if not _dtypes.is_float(dtype):
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
     return values.astype(dtype, copy=False)
 

@@ -24,7 +24,7 @@ import zipfile
 
 import numpy as np
 
-from .. import _ops
+from .. import _dtypes, _ops
 from .._checks import positive_int
 from .._random import as_generator
 from .._tensor import Tensor
@@ -213,7 +213,7 @@ class Module:
             if name not in state_dict:
                 continue
             value = np.asarray(state_dict[name])
-            if value.dtype.kind not in "biuf":
+            if not _dtypes.is_numeric(value.dtype):
                 raise TypeError(f"state_dict[{name!r}] must be numeric, got dtype {value.dtype}")
             if value.shape != t.shape:
                 raise ValueError(
@@ -338,7 +338,7 @@ class Linear(Module):
         # the initialisers take (fan_in, fan_out) shapes; PyTorch stores the transpose
         shape = (self.in_features, self.out_features)
         drawn = np.asarray(weight_init(shape, rng=rng, dtype=dtype))
-        if drawn.shape != shape or drawn.dtype.kind != "f":
+        if drawn.shape != shape or not _dtypes.is_float(drawn.dtype):
             raise ValueError(f"weight_init{shape} returned an array of shape {drawn.shape} and "
                              f"dtype {drawn.dtype}; expected shape {shape} and a float dtype")
         self.weight = Tensor(np.ascontiguousarray(drawn.T), requires_grad=True)
@@ -450,7 +450,7 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             return x
         x = x if isinstance(x, Tensor) else Tensor(x)
-        if x.dtype.kind != "f":
+        if not _dtypes.is_float(x.dtype):
             raise TypeError(f"Dropout needs a float input (its kept values are scaled by "
                             f"1/(1-p)), got {x.dtype}")
         keep = self._rng.random(x.shape) >= self.p
