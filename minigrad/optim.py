@@ -5,6 +5,11 @@ An optimizer holds parameter tensors and, on :meth:`~Optimizer.step`, updates th
 is recorded on the tape and the parameters stay leaves. Parameters whose ``.grad`` is None
 are skipped.
 
+float16 and bfloat16 parameters follow minigrad's low-precision rule: the update and the
+optimizer's state (momentum, Adam's moments) are float32, and the new value is rounded into
+the parameter once per step. In float16 arithmetic Adam's default ``eps=1e-8`` would round to
+0, and a zero gradient entry would make its weight NaN.
+
 A typical step::
 
     opt = minigrad.optim.Adam(model.parameters(), lr=1e-3)
@@ -33,8 +38,9 @@ class Optimizer:
     """Base class: parameter groups, per-parameter state, ``zero_grad`` and ``step``.
 
     Subclasses define ``_check(group)`` (validate hyperparameters) and
-    ``_update(param, grad, state, group)`` (update ``param.data`` in place from the ndarray
-    ``grad``).
+    ``_update(w, grad, state, group)`` (update the float ndarray ``w`` in place from the
+    ndarray ``grad``; ``w`` is the parameter's data, or a float32 copy of it for float16 and
+    bfloat16, whose state the subclass should make like ``w``).
     """
 
     def __init__(self, params, defaults):
@@ -88,13 +94,20 @@ class Optimizer:
         """Update every parameter that has a gradient, in place."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, p.grad.data, self.state.setdefault(id(p), {}), group)
+                if p.grad is None:
+                    continue
+                state = self.state.setdefault(id(p), {})
+                if _dtypes.is_low(p.dtype):  # float32 arithmetic and state, rounded once
+                    w = p.data.astype(np.float32)
+                    self._update(w, p.grad.data.astype(np.float32), state, group)
+                    p.data[...] = w
+                else:
+                    self._update(p.data, p.grad.data, state, group)
 
     def _check(self, group):
         raise NotImplementedError
 
-    def _update(self, param, grad, state, group):
+    def _update(self, w, grad, state, group):
         raise NotImplementedError
 
     def __repr__(self):
@@ -140,20 +153,20 @@ class SGD(Optimizer):
             raise ValueError(f"nesterov momentum needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
 
-    def _update(self, p, g, state, group):
+    def _update(self, w, g, state, group):
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
         if wd != 0:
-            g = g + wd * p.data
+            g = g + wd * w
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 # A copy: the gradient array may be read-only or shared with the graph.
-                buf = state["momentum_buffer"] = np.array(g, dtype=p.dtype)
+                buf = state["momentum_buffer"] = np.array(g, dtype=w.dtype)
             else:
                 buf *= momentum
                 buf += (1 - group["dampening"]) * g
             g = g + momentum * buf if group["nesterov"] else buf
-        p.data -= lr * g
+        w -= lr * g
 
 
 class Adam(Optimizer):
@@ -195,17 +208,17 @@ class Adam(Optimizer):
             if not 0.0 <= real(beta, f"betas[{i}]") < 1.0:
                 raise ValueError(f"invalid betas[{i}]: {beta}, expected 0 <= beta < 1")
 
-    def _update(self, p, g, state, group):
+    def _update(self, w, g, state, group):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if wd != 0:
             if self._decoupled:
-                p.data *= 1 - lr * wd
+                w *= 1 - lr * wd
             else:
-                g = g + wd * p.data
+                g = g + wd * w
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p.data)
-            state["exp_avg_sq"] = np.zeros_like(p.data)
+            state["exp_avg"] = np.zeros_like(w)
+            state["exp_avg_sq"] = np.zeros_like(w)
         state["step"] += 1
         t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
         m *= beta1
@@ -213,12 +226,12 @@ class Adam(Optimizer):
         v *= beta2
         v += (1 - beta2) * (g * g)
         if group["amsgrad"]:  # the buffer is made on first use: amsgrad may be switched on later
-            v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(p.data))
+            v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(w))
             v = np.maximum(v_max, v, out=v_max)
         # Bias corrections folded into the step size and the denominator, as PyTorch does.
         denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t)
         denom += eps
-        p.data -= (lr / (1 - beta1 ** t)) * (m / denom)
+        w -= (lr / (1 - beta1 ** t)) * (m / denom)
 
 
 class AdamW(Adam):
