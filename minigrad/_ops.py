@@ -95,16 +95,19 @@ class Pow(Op):
         return x ** y
 
     def vjp(self, g, out):
-        # d(x^y) = y x^(y-1) dx + x^y log(x) dy. The exponent y - 1 is formed in float64:
-        # in float32, 1/3 - 1 is rounded, and x^(rounded) is off by |log x| of those ulps
-        # (59 ulp at x ** (1/3)); the float64 product is rounded once, by the base class.
+        # d(x^y) = y x^(y-1) dx + x^y log(x) dy. Where y - 1 is not exact in y's dtype (1/3 - 1
+        # in float32) it is formed in float64: x^(rounded) is off by |log x| of those ulps (59
+        # ulp at x ** (1/3)); the float64 product is rounded once, by the base class.
         # Where y == 0 the first term is 0 (the exponent is swapped for 1 to avoid 0 * inf at
         # x == 0); at x == 0, y >= 0 the second is taken as 0 (not 0 * -inf).
         x, y = self.inputs
         gx = gy = None
         if self.needs[0]:
             y_is_0 = y.data == 0
-            exponent = astype(y, np.float64) - 1 if _dtypes.is_float(y.dtype) else y - 1
+            exponent = y - 1
+            if _dtypes.is_float(y.dtype) and not np.array_equal(exponent.data.astype(np.float64),
+                                                                 y.data.astype(np.float64) - 1):
+                exponent = astype(y, np.float64) - 1  # y - 1 rounded: form it exactly
             gx = g * y * x ** (where(y_is_0, 1, exponent) if y_is_0.any() else exponent)
         if self.needs[1]:
             at_zero = (x.data == 0) & (y.data >= 0)
@@ -187,13 +190,20 @@ class Tanh(Op):
     def forward(self, x):
         return np.tanh(x)
 
-    def vjp(self, g, out):
-        # d tanh x = (1 - tanh^2 x) dx, but 1 - out^2 cancels where |out| is near 1 (14x
-        # too large at x = 9.98 in float32). From the input instead: 1 - tanh^2 x =
-        # (1 - tanh x)(1 + tanh x) = 2 s(-2x) * 2 s(2x), with s the sigmoid, each factor
-        # computed without cancellation.
-        x2 = self.inputs[0] * 2
-        return (g * 4 * sigmoid(x2) * sigmoid(-x2),)
+    def vjp(self, g, out):  # d tanh x = sech^2 x dx
+        return (g * TanhGrad.apply(self.inputs[0]),)
+
+
+class TanhGrad(Op):
+    """sech^2 x, the derivative of tanh, from the input: ``1 - tanh(x)^2`` cancels where
+    tanh(x) is near +-1 (14x too large at x = 9.98 in float32, 0 from x = 9.01 on)."""
+
+    def forward(self, x):
+        c = np.cosh(x)  # overflows only where sech^2 underflows to 0 anyway
+        return 1 / c / c
+
+    def vjp(self, g, out):  # d sech^2 x = -2 sech^2 x tanh x dx
+        return (g * -2 * out * tanh(self.inputs[0]),)
 
 
 class Sigmoid(Op):
@@ -202,10 +212,21 @@ class Sigmoid(Op):
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
-    def vjp(self, g, out):
-        # d s(x) = s(x) (1 - s(x)) dx, with 1 - s(x) = s(-x) from the input: 1 - out is 0 in
-        # float32 from x = 17 on, where the derivative is 4e-8.
-        return (g * out * sigmoid(-self.inputs[0]),)
+    def vjp(self, g, out):  # d s(x) = s(x) s(-x) dx
+        return (g * SigmoidGrad.apply(self.inputs[0]),)
+
+
+class SigmoidGrad(Op):
+    """s(x) s(-x) = e / (1 + e)^2 with e = exp(-|x|), the derivative of the sigmoid, from the
+    input: ``out * (1 - out)`` is 0 in float32 from x = 17 on, where it is 4e-8."""
+
+    def forward(self, x):
+        e = np.exp(-np.abs(x))
+        d = 1 + e
+        return e / (d * d)
+
+    def vjp(self, g, out):  # d [s(x) s(-x)] = s(x) s(-x) (s(-x) - s(x)) dx = -out tanh(x/2) dx
+        return (g * -out * tanh(self.inputs[0] * 0.5),)
 
 
 class Relu(Op):
