@@ -12,7 +12,7 @@ from ._autograd import (GradientTape, Op, enable_grad, grad, is_grad_enabled, no
                         stop_gradient)
 from ._graph import graph_string, to_dot
 from ._ops import (abs, add, astype, broadcast_to, clip, concatenate, divide, exp, expand_dims,
-                   getitem, log, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum,
+                   getitem, linear, log, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum,
                    multiply, negative, power, relu, reshape, sigmoid, softmax, sqrt, squeeze,
                    stack, subtract, sum, sum_to, swapaxes, tanh, transpose, where)
 from ._tensor import Tensor, tensor

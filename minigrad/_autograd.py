@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from ._dtypes import LOW, float32, is_float
+from ._dtypes import FLOAT_SET, LOW, float32, is_float
 
 __all__ = [
     "Op", "grad", "GradientTape", "no_grad", "enable_grad", "is_grad_enabled", "stop_gradient",
@@ -29,6 +29,7 @@ class _State(threading.local):
     def __init__(self):
         self.enabled = True
         self.tapes = []
+        self.frees_graph = False
 
 
 _state = _State()
@@ -76,9 +77,9 @@ class enable_grad(_GradMode):
     _flag = True
 
 
-def _wants_grad(t):
-    """Whether an op should be recorded for input ``t``: it requires grad or a tape watches it."""
-    return t._requires_grad or bool(_state.tapes) and any(tape._watches(t) for tape in _state.tapes)
+def _watched(t):
+    """Whether a float tensor ``t`` is watched by an open tape (ops on it are then recorded)."""
+    return t.data.dtype in FLOAT_SET and any(tape._watches(t) for tape in _state.tapes)
 
 
 class Op:
@@ -109,21 +110,26 @@ class Op:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on tensors ``inputs``; record it when any input wants a gradient."""
-        low = _low_precision_result(inputs)
-        if low is not None:
-            if cls.opmath:
-                return _apply_in_float32(cls, inputs, params, low)
-            inputs = [_round_weak(x, low) for x in inputs]
+        for x in inputs:  # the low-precision rule, tested first since it changes the inputs
+            if x.data.dtype in LOW or type(x) is _WeakScalar:
+                low = _low_precision_result(inputs)
+                if low is not None:
+                    if cls.opmath:
+                        return _apply_in_float32(cls, inputs, params, low)
+                    inputs = [_round_weak(x, low) for x in inputs]
+                break
         op = cls(**params)
         data = op.forward(*[x.data for x in inputs])
         out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))
-        if _state.enabled and is_float(out.data.dtype):
-            needs = tuple([is_float(x.data.dtype) and _wants_grad(x) for x in inputs])
+        if _state.enabled and out.data.dtype in FLOAT_SET:
+            # (requires_grad is only ever set on float tensors, and only they are watched)
+            tapes = _state.tapes
+            needs = tuple([x._requires_grad or bool(tapes) and _watched(x) for x in inputs])
             if True in needs:
                 op.inputs, op.needs = inputs, needs
                 out._node = op
                 out._requires_grad = True
-                for tape in _state.tapes:
+                for tape in tapes:
                     tape._record(op, out)
         return out
 
@@ -164,11 +170,6 @@ def _low_precision_result(inputs):
 
     A weak Python scalar (``_WeakScalar``, float32 data) counts as the dtype it stands for.
     """
-    for x in inputs:
-        if type(x) is _WeakScalar or x.data.dtype in LOW:
-            break
-    else:
-        return None
     dtype = np.result_type(*[x.promotes_as if type(x) is _WeakScalar else x.data.dtype
                              for x in inputs])
     return dtype if dtype in LOW else None
@@ -232,43 +233,61 @@ def _backprop(outputs, cotangents, is_wanted, *, create_graph, retain_graph):
     order = _toposort(outputs)
     # A tensor is relevant when a wanted tensor lies at or behind it; ``order`` lists
     # inputs first, so one forward sweep decides it.
-    relevant = set()
+    wanted, relevant = set(), set()
     for t in order:
+        key = id(t)
+        if is_wanted(t):
+            wanted.add(key)
+            relevant.add(key)
+            continue
         node = t._node
-        if is_wanted(t) or (
-            node is not None
-            and any(need and id(x) in relevant for x, need in zip(node.inputs, node.needs))
-        ):
-            relevant.add(id(t))
+        if node is not None:
+            for x, need in zip(node.inputs, node.needs):
+                if need and id(x) in relevant:
+                    relevant.add(key)
+                    break
 
     grads, found = {}, {}
-
-    def accumulate(t, g):
-        prev = grads.get(id(t))
-        grads[id(t)] = g if prev is None else prev + g
-
     for t, g in zip(outputs, cotangents):
-        accumulate(t, g)
+        key = id(t)
+        grads[key] = g if key not in grads else grads[key] + g
+    # The backward pass is recorded only with create_graph. Without it, and when the graph is
+    # freed as the walk goes, a node may hand over buffers that nothing else will see again
+    # (``graph_private_buffers``).
+    saved = _state.enabled, _state.frees_graph
+    _state.enabled, _state.frees_graph = create_graph, not (retain_graph or create_graph)
     try:
-        with (enable_grad() if create_graph else no_grad()):
-            for t in reversed(order):
-                g = grads.pop(id(t), None)
-                if g is None or id(t) not in relevant:
-                    continue
-                if is_wanted(t):
-                    found[id(t)] = g
-                node = t._node
-                if node is None:
-                    continue
-                for x, gx in zip(node.inputs, node.backward(g, t)):
-                    if gx is not None and id(x) in relevant:
-                        accumulate(x, gx)
+        for t in reversed(order):
+            key = id(t)
+            g = grads.pop(key, None)
+            if g is None or key not in relevant:
+                continue
+            if key in wanted:
+                found[key] = g
+            node = t._node
+            if node is None:
+                continue
+            for x, gx in zip(node.inputs, node.backward(g, t)):
+                if gx is not None:
+                    key = id(x)
+                    if key in relevant:
+                        grads[key] = gx if key not in grads else grads[key] + gx
+            if not retain_graph:
+                node.release()
     finally:
+        _state.enabled, _state.frees_graph = saved
         if not retain_graph:
             for t in order:
                 if t._node is not None:
                     t._node.release()
     return found
+
+
+def graph_private_buffers():
+    """True inside a gradient walk that records nothing and frees the graph as it goes: a
+    node's VJP may then hand over (or scale in place) an array it saved, when no tensor the
+    user can reach shares it, since the node is released right after."""
+    return _state.frees_graph
 
 
 def _check_outputs(outputs, grad_outputs, *, implicit_ones_for_any_shape=False):

@@ -32,12 +32,12 @@ LOW = frozenset(d for d in (float16, bfloat16) if d is not None)
 FLOAT_NAMES = "/".join(str(d) for d in FLOATS)
 
 
-_FLOAT_SET = frozenset(FLOATS)
+FLOAT_SET = frozenset(FLOATS)
 
 
 def is_float(dtype):
     """Whether ``dtype`` is one of minigrad's floating dtypes (those that carry gradients)."""
-    return dtype in _FLOAT_SET
+    return dtype in FLOAT_SET
 
 
 def is_low(dtype):

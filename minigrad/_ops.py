@@ -44,9 +44,19 @@ def _const(value, like):
     return Tensor._wrap(np.asarray(value, dtype=like.dtype))
 
 
+def _axes(axis, ndim):
+    """``axis`` (None, an int or a tuple) as a tuple of non-negative axes, checked as numpy
+    does (the common cases without numpy's slower general routine)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:
+        return (axis % ndim,)
+    return normalize_axis_tuple(axis, ndim)
+
+
 def _kept_shape(shape, axis):
     """``shape`` with the reduced ``axis`` kept as size 1 (numpy's keepdims shape)."""
-    axes = normalize_axis_tuple(range(len(shape)) if axis is None else axis, len(shape))
+    axes = _axes(axis, len(shape))
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
@@ -77,7 +87,7 @@ class Mul(Op):
 
     def vjp(self, g, out):  # d(xy) = y dx + x dy
         x, y = self.inputs
-        return g * y, g * x
+        return (g * y if self.needs[0] else None), (g * x if self.needs[1] else None)
 
 
 class Div(Op):
@@ -366,11 +376,6 @@ def clip(x, a_min, a_max):
 # --------------------------------------------------------------------------------------------
 # Reductions
 # --------------------------------------------------------------------------------------------
-def _axes(axis, ndim):
-    """``axis`` (None, an int or a tuple) as a tuple of non-negative axes."""
-    return normalize_axis_tuple(range(ndim) if axis is None else axis, ndim)
-
-
 def _pairwise_sum(a, axis=None, keepdims=False):
     """``np.sum(a, axis, keepdims)``, pairwise along every reduced axis.
 
@@ -843,6 +848,56 @@ def matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs operands of at least 1 dimension, got shapes {a.shape} and {b.shape}")
     return MatMul.apply(a, b)
+
+
+class Linear(Op):
+    """``x @ weight.T + bias`` in one node (``nn.Linear``'s forward), not a transpose, a matmul
+    and an add: one matmul into a fresh array, the bias added in place. The VJP is two
+    matmuls and a sum, and the weight's gradient comes out contiguous, so a leaf takes it as
+    its ``.grad`` without a copy."""
+
+    def forward(self, x, weight, bias=None):
+        y = np.matmul(x, weight.T)
+        if bias is not None:
+            if np.result_type(y, bias) == y.dtype:
+                np.add(y, bias, out=y)
+            else:
+                y = y + bias
+        return y
+
+    def vjp(self, g, out):  # d(x W^T + b) = dx W^T + x dW^T + db
+        x, weight = self.inputs[0], self.inputs[1]
+        has_bias = len(self.inputs) == 3
+        gx = g @ weight if self.needs[0] else None
+        gw = gb = None
+        if self.needs[1] or has_bias and self.needs[2]:
+            g2 = g.reshape(-1, g.shape[-1])  # leading axes are the batch
+            if self.needs[1]:
+                gw = g2.T @ x.reshape(-1, x.shape[-1])
+            if has_bias and self.needs[2]:
+                gb = g2.sum(axis=0)
+        return (gx, gw, gb) if has_bias else (gx, gw)
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias`` as PyTorch's ``nn.functional.linear``, in one recorded node.
+
+    ``weight`` is ``[out_features, in_features]``, ``bias`` (optional) ``[out_features]``;
+    ``x`` is ``[..., in_features]``.
+    """
+    x, weight = as_tensor(x), as_tensor(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D [out_features, in_features], got shape "
+                         f"{weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: the last axis of x must have size in_features = "
+                         f"{weight.shape[1]}, got x of shape {x.shape}")
+    if bias is None:
+        return Linear.apply(x, weight)
+    bias = as_tensor(bias)
+    if bias.shape != weight.shape[:1]:
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    return Linear.apply(x, weight, bias)
 
 
 # --------------------------------------------------------------------------------------------

@@ -213,3 +213,94 @@ def test_concatenate_axis_none_flattens_and_differentiates():
     a, b = leaf((2, 2)), leaf((3,))
     assert mg.concatenate([a, b], axis=None).shape == (7,)
     assert mg.gradcheck(lambda a, b: mg.concatenate([a, b], axis=None), [a, b])
+
+
+@pytest.mark.parametrize("x_shape", [(4,), (3, 4), (2, 3, 4), (0, 4)], ids=str)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_is_x_at_weight_transposed_plus_bias(x_shape, with_bias):
+    x, w = leaf(x_shape), leaf((5, 4))
+    b = leaf((5,)) if with_bias else None
+    expected = x.data @ w.data.T + (b.data if with_bias else 0)
+    np.testing.assert_allclose(mg.linear(x, w, b).data, expected, rtol=1e-12)
+    args = [x, w, b] if with_bias else [x, w]
+    fn = (lambda x, w, b: mg.linear(x, w, b)) if with_bias else (lambda x, w: mg.linear(x, w))
+    assert mg.gradcheck(fn, args)
+    assert mg.gradgradcheck(fn, args)
+
+
+def test_linear_is_one_node_and_its_weight_gradient_is_not_copied():
+    x = mg.tensor(np.ones((8, 4), np.float32))
+    w = mg.tensor(np.ones((3, 4), np.float32), requires_grad=True)
+    b = mg.tensor(np.zeros(3, np.float32), requires_grad=True)
+    y = mg.linear(x, w, b)
+    assert y.node.name == "Linear" and y.dtype == np.float32
+    y.sum().backward()
+    assert w.grad.data.flags.c_contiguous and w.grad.data.flags.owndata
+    np.testing.assert_array_equal(w.grad.data, np.full((3, 4), 8.0))
+    np.testing.assert_array_equal(b.grad.data, np.full(3, 8.0))
+    with pytest.raises(ValueError, match="last axis of x must have size in_features = 4"):
+        mg.linear(np.ones((2, 3)), w)
+    with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
+        mg.linear(x, w, np.ones(4))
+    with pytest.raises(ValueError, match="weight must be 2-D"):
+        mg.linear(x, np.ones(4))
+
+
+def _fsum(a, axis):
+    import math
+    moved = np.moveaxis(a.astype(np.float64), axis, -1)
+    return np.array([math.fsum(row) for row in moved.reshape(-1, moved.shape[-1])]).reshape(moved.shape[:-1])
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "negative"])
+@pytest.mark.parametrize("shape, axis", [((1000, 3), 0), ((3, 1000), 1), ((50, 40, 30), (0, 2)),
+                                         ((17, 2), 0), ((64, 256), 0), ((7,), 0)], ids=str)
+def test_float32_sums_are_pairwise_along_every_axis_and_layout(shape, axis, layout):
+    a = np.random.default_rng(0).uniform(0.5, 1.5, size=shape).astype(np.float32)
+    if layout == "F":
+        a = np.asfortranarray(a)
+    elif layout == "strided":
+        a = np.repeat(a, 2, axis=-1)[..., ::2]
+    elif layout == "negative":
+        a = a[::-1]
+    got = mg.sum(mg.tensor(a), axis=axis).data
+    assert got.dtype == np.float32 and got.shape == np.sum(a, axis=axis).shape
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    ref = a.astype(np.float64)
+    for ax in sorted(axes, reverse=True):
+        ref = _fsum(ref, ax)
+    n = int(np.prod([shape[i] for i in axes]))
+    # pairwise: O(log n) roundings of the partial sums, against n for row-after-row sums
+    assert np.max(np.abs(got - ref) / ref) <= (2 + np.log2(n)) * 2.0 ** -24
+
+
+def test_float32_column_sum_of_a_million():
+    a = np.full((10**6, 2), 0.1, np.float32)
+    got = mg.sum(mg.tensor(a), axis=0).data
+    exact = 10**6 * float(np.float32(0.1))
+    assert np.max(np.abs(got - exact)) / exact < 4 * 2.0 ** -24
+
+
+def test_mean_keeps_shape_rules_and_ints_give_float64():
+    x = mg.tensor(np.arange(6).reshape(2, 3))
+    m = x.mean(axis=1, keepdims=True)
+    assert m.dtype == np.float64 and m.shape == (2, 1)
+    np.testing.assert_array_equal(m.data, [[1.0], [4.0]])
+
+
+@pytest.mark.parametrize("fn", [mg.tanh, mg.sigmoid], ids=["tanh", "sigmoid"])
+def test_saturating_derivatives_and_their_derivatives(fn):
+    x = mg.tensor(np.array([-30.0, -4.0, -0.3, 0.0, 0.7, 5.0, 30.0]), requires_grad=True)
+    assert mg.gradcheck(fn, [x])
+    assert mg.gradgradcheck(fn, [x])
+    (g,) = mg.grad(fn(x).sum(), x, create_graph=True)
+    (gg,) = mg.grad(g.sum(), x, create_graph=True)
+    assert mg.gradcheck(lambda x: mg.grad(fn(x).sum(), x, create_graph=True)[0], [x])
+    # references from the input too: 1 - tanh^2 and s (1 - s) would cancel at +-30
+    sech2 = 1 / np.cosh(x.data) ** 2
+    e = np.exp(-np.abs(x.data))
+    ds = e / (1 + e) ** 2
+    if fn is mg.tanh:
+        np.testing.assert_allclose(gg.data, -2 * sech2 * np.tanh(x.data), rtol=1e-14)
+    else:
+        np.testing.assert_allclose(gg.data, -ds * np.tanh(x.data / 2), rtol=1e-14)

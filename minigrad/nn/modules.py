@@ -349,8 +349,7 @@ class Linear(Module):
         if np.shape(x)[-1:] != (self.in_features,):
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects inputs "
                              f"whose last axis has size {self.in_features}, got shape {np.shape(x)}")
-        y = x @ self.weight.T
-        return y if self.bias is None else y + self.bias
+        return _ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
