@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _dtypes
 from ._autograd import Op
-from ._tensor import Tensor, _is_python_scalar, as_tensor
+from ._tensor import Tensor, _is_python_scalar, _operand
 
 try:  # numpy >= 2
     from numpy.lib.array_utils import normalize_axis_tuple
@@ -33,10 +33,10 @@ except ImportError:  # numpy 1.25, 1.26
 def _pair(a, b):
     """Two operands as tensors, Python scalars taking the other operand's dtype (numpy's rule)."""
     if isinstance(a, Tensor) or (not isinstance(b, Tensor) and _is_python_scalar(b)):
-        a = as_tensor(a)
-        return a, as_tensor(b, like=a)
-    b = as_tensor(b)
-    return as_tensor(a, like=b), b
+        a = _operand(a)
+        return a, _operand(b, like=a)
+    b = _operand(b)
+    return _operand(a, like=b), b
 
 
 def _const(value, like):
@@ -156,7 +156,7 @@ def power(x, y):
 
 def negative(x):
     """Elementwise ``-x``."""
-    return Neg.apply(as_tensor(x))
+    return Neg.apply(_operand(x))
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,32 +253,32 @@ class Relu(Op):
 
 def exp(x):
     """Elementwise ``e ** x``."""
-    return Exp.apply(as_tensor(x))
+    return Exp.apply(_operand(x))
 
 
 def log(x):
     """Elementwise natural logarithm."""
-    return Log.apply(as_tensor(x))
+    return Log.apply(_operand(x))
 
 
 def sqrt(x):
     """Elementwise square root."""
-    return Sqrt.apply(as_tensor(x))
+    return Sqrt.apply(_operand(x))
 
 
 def abs(x):
     """Elementwise absolute value (its gradient at 0 is taken as 0)."""
-    return Abs.apply(as_tensor(x))
+    return Abs.apply(_operand(x))
 
 
 def tanh(x):
     """Elementwise hyperbolic tangent."""
-    return Tanh.apply(as_tensor(x))
+    return Tanh.apply(_operand(x))
 
 
 def sigmoid(x):
     """Elementwise logistic function ``1 / (1 + exp(-x))``, computed without overflow."""
-    x = as_tensor(x)
+    x = _operand(x)
     if not _dtypes.is_float(x.dtype):  # integers and bools become floats, as in np.tanh
         x = astype(x, np.result_type(x.dtype, np.float16))
     return Sigmoid.apply(x)
@@ -286,7 +286,7 @@ def sigmoid(x):
 
 def relu(x):
     """Elementwise ``max(x, 0)`` (its gradient at 0 is taken as 0)."""
-    return Relu.apply(as_tensor(x))
+    return Relu.apply(_operand(x))
 
 
 class Cast(Op):
@@ -304,7 +304,7 @@ class Cast(Op):
 
 def astype(x, dtype):
     """``x`` converted to ``dtype``; differentiable between float dtypes."""
-    x = as_tensor(x)
+    x = _operand(x)
     dtype = np.dtype(dtype)
     return x if x.dtype == dtype else Cast.apply(x, dtype=dtype)
 
@@ -365,7 +365,7 @@ def clip(x, a_min, a_max):
     interval, its ends included, and 0 outside, as in PyTorch's ``clamp``."""
     if a_min is None and a_max is None:
         raise ValueError("clip needs a_min or a_max (both are None)")
-    x = as_tensor(x)
+    x = _operand(x)
     if a_min is not None:
         x = maximum(x, a_min)
     if a_max is not None:
@@ -401,20 +401,25 @@ def _pairwise_along(a, axis):
     n = a.shape[axis]
     if n <= 8 or a.strides[axis] == a.itemsize:  # short, or numpy's pairwise inner loop
         return np.add.reduce(a, axis=axis, keepdims=True)
-    b = np.moveaxis(a, axis, 0)
-    if n >= 16 and b[0].size >= 32:  # wide slices: one pass in blocks of 8 first
+    lead = (slice(None),) * axis
+    if n >= 16 and a.size // n >= 32:  # wide slices: one pass in blocks of 8 first
         body = n - n % 8
-        blocks = np.add.reduce(b[:body].reshape((body // 8, 8) + b.shape[1:]), axis=1)
+        blocks = a[lead + (slice(0, body),)]
+        blocks = blocks.reshape(a.shape[:axis] + (body // 8, 8) + a.shape[axis + 1:])
+        b = np.add.reduce(blocks, axis=axis + 1)
         if body < n:
-            blocks[0] += np.add.reduce(b[body:], axis=0)
-        b = blocks
-    while b.shape[0] > 1:
-        half = b.shape[0] // 2
-        summed = b[:half] + b[half:2 * half]
-        if b.shape[0] % 2:
-            summed[0] += b[2 * half]
+            b[lead + (slice(0, 1),)] += np.add.reduce(a[lead + (slice(body, n),)], axis=axis,
+                                                      keepdims=True)
+    else:
+        b = a
+    while b.shape[axis] > 1:
+        m = b.shape[axis]
+        half = m // 2
+        summed = b[lead + (slice(0, half),)] + b[lead + (slice(half, 2 * half),)]
+        if m % 2:
+            summed[lead + (slice(0, 1),)] += b[lead + (slice(m - 1, m),)]
         b = summed
-    return np.moveaxis(b, 0, axis)
+    return b
 
 
 class Sum(Op):
@@ -472,13 +477,13 @@ def sum(x, axis=None, keepdims=False):
     Floats are summed pairwise along every axis (numpy does so only along the contiguous
     one), so the error grows as log(n), not n; float16/bfloat16 sum in float32.
     """
-    return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+    return Sum.apply(_operand(x), axis=axis, keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
     """Mean over ``axis``, as ``numpy.mean``: integers and bools give float64; floats keep
     their dtype (float16/bfloat16 are summed in float32 and rounded once)."""
-    x = as_tensor(x)
+    x = _operand(x)
     if not _dtypes.is_float(x.dtype):
         x = astype(x, np.float64)
     return Mean.apply(x, axis=axis, keepdims=keepdims)
@@ -486,12 +491,12 @@ def mean(x, axis=None, keepdims=False):
 
 def max(x, axis=None, keepdims=False):
     """Maximum over ``axis``, as ``numpy.max``; tied maxima share the gradient equally."""
-    return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+    return Max.apply(_operand(x), axis=axis, keepdims=keepdims)
 
 
 def min(x, axis=None, keepdims=False):
     """Minimum over ``axis``, as ``numpy.min``; tied minima share the gradient equally."""
-    return Min.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+    return Min.apply(_operand(x), axis=axis, keepdims=keepdims)
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,19 +597,19 @@ def logsumexp(x, axis=None, keepdims=False):
     Computed as ``m + log(sum(exp(x - m)))`` with ``m`` the max as a constant (0 where it is
     infinite, so a row of only ``-inf`` gives ``-inf``, not NaN).
     """
-    return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+    return LogSumExp.apply(_operand(x), axis=axis, keepdims=keepdims)
 
 
 def log_softmax(x, axis=-1):
     """Log-probabilities along ``axis`` (default: the last), ``(x - m) - log(sum(exp(x - m)))``
     with ``m`` the max: never ``x - logsumexp(x)``, which loses the digits of ``x`` (at
     ``[1e4, 10001]`` in float32 that form is off by 2e-4, at ``[1e8, 1e8]`` it gives 0)."""
-    return LogSoftmax.apply(as_tensor(x), axis=axis)
+    return LogSoftmax.apply(_operand(x), axis=axis)
 
 
 def softmax(x, axis=-1):
     """``exp(x - m) / sum(exp(x - m))`` along ``axis`` (default: the last), ``m`` the max."""
-    return Softmax.apply(as_tensor(x), axis=axis)
+    return Softmax.apply(_operand(x), axis=axis)
 
 
 # --------------------------------------------------------------------------------------------
@@ -658,7 +663,7 @@ def _shape_arg(shape):
 
 def reshape(x, shape):
     """``x`` with a new shape (one dimension may be -1), as ``numpy.reshape``."""
-    x = as_tensor(x)
+    x = _operand(x)
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
     if shape.count(-1) == 1:  # resolve -1 here, so that a no-op reshape records nothing
         known = math.prod(n for n in shape if n != -1)
@@ -669,7 +674,7 @@ def reshape(x, shape):
 
 def transpose(x, axes=None):
     """Permute the axes (default: reverse them), as ``numpy.transpose``."""
-    x = as_tensor(x)
+    x = _operand(x)
     if axes is not None:
         axes = normalize_axis_tuple(axes, x.ndim)
         if len(axes) != x.ndim:
@@ -679,7 +684,7 @@ def transpose(x, axes=None):
 
 def swapaxes(x, axis1, axis2):
     """Interchange two axes, as ``numpy.swapaxes``."""
-    x = as_tensor(x)
+    x = _operand(x)
     a, b = normalize_axis_tuple((axis1, axis2), x.ndim, allow_duplicate=True)
     axes = list(range(x.ndim))
     axes[a], axes[b] = axes[b], axes[a]
@@ -693,26 +698,26 @@ def _shape_only(x):
 
 def expand_dims(x, axis):
     """Insert size-1 axes at ``axis`` (an int or tuple), as ``numpy.expand_dims``."""
-    x = as_tensor(x)
+    x = _operand(x)
     return reshape(x, np.expand_dims(_shape_only(x), axis).shape)
 
 
 def squeeze(x, axis=None):
     """Remove size-1 axes (all, or those in ``axis``), as ``numpy.squeeze``."""
-    x = as_tensor(x)
+    x = _operand(x)
     return reshape(x, np.squeeze(_shape_only(x), axis).shape)
 
 
 def broadcast_to(x, shape):
     """``x`` broadcast to ``shape``, as ``numpy.broadcast_to``."""
-    x = as_tensor(x)
+    x = _operand(x)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     return x if shape == x.shape else BroadcastTo.apply(x, shape=shape)
 
 
 def sum_to(x, shape):
     """Sum ``x`` down to ``shape``, undoing broadcasting (leading axes and size-1 axes)."""
-    x = as_tensor(x)
+    x = _operand(x)
     shape = tuple(shape)
     lead = x.ndim - len(shape)
     if lead < 0 or any(n not in (1, x.shape[lead + i]) for i, n in enumerate(shape)):
@@ -771,7 +776,7 @@ class IndexAdd(Op):
 
 def getitem(x, index):
     """``x[index]`` with numpy's basic and advanced (integer-array, boolean) indexing."""
-    return GetItem.apply(as_tensor(x), index=_plain_index(index))
+    return GetItem.apply(_operand(x), index=_plain_index(index))
 
 
 class Concatenate(Op):
@@ -796,7 +801,7 @@ class Concatenate(Op):
 def concatenate(tensors, axis=0):
     """Join tensors along an existing axis, as ``numpy.concatenate`` (``axis=None``
     flattens them first)."""
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = [_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("need at least one tensor to concatenate")
     if axis is None:
@@ -807,7 +812,7 @@ def concatenate(tensors, axis=0):
 
 def stack(tensors, axis=0):
     """Join tensors along a new axis, as ``numpy.stack``."""
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = [_operand(t) for t in tensors]
     if not tensors:
         raise ValueError("need at least one tensor to stack")
     shapes = {t.shape for t in tensors}
@@ -844,7 +849,7 @@ class MatMul(Op):
 
 def matmul(a, b):
     """Matrix product with numpy's rules for 1-D, 2-D and batched operands."""
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _operand(a), _operand(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs operands of at least 1 dimension, got shapes {a.shape} and {b.shape}")
     return MatMul.apply(a, b)
@@ -885,7 +890,7 @@ def linear(x, weight, bias=None):
     ``weight`` is ``[out_features, in_features]``, ``bias`` (optional) ``[out_features]``;
     ``x`` is ``[..., in_features]``.
     """
-    x, weight = as_tensor(x), as_tensor(weight)
+    x, weight = _operand(x), _operand(weight)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D [out_features, in_features], got shape "
                          f"{weight.shape}")
@@ -894,7 +899,7 @@ def linear(x, weight, bias=None):
                          f"{weight.shape[1]}, got x of shape {x.shape}")
     if bias is None:
         return Linear.apply(x, weight)
-    bias = as_tensor(bias)
+    bias = _operand(bias)
     if bias.shape != weight.shape[:1]:
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     return Linear.apply(x, weight, bias)

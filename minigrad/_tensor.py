@@ -229,7 +229,7 @@ class _WeakScalar(Tensor):
     __slots__ = ("promotes_as",)
 
 
-def as_tensor(x, like=None):
+def _operand(x, like=None):
     """``x`` as a Tensor operand. A Python scalar next to tensor ``like`` is a *weak* scalar:
     it takes numpy's promoted dtype (so ``float32 tensor * 2.0`` stays float32)."""
     if isinstance(x, Tensor):
