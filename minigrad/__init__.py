@@ -15,7 +15,7 @@ from ._ops import (abs, add, astype, broadcast_to, clip, concatenate, divide, ex
                    getitem, linear, log, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum,
                    multiply, negative, power, relu, reshape, sigmoid, softmax, sqrt, squeeze,
                    stack, subtract, sum, sum_to, swapaxes, tanh, transpose, where)
-from ._tensor import Tensor, tensor
+from ._tensor import Tensor, as_tensor, from_dlpack, from_numpy, tensor
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _autograd, _dtypes
 
-__all__ = ["Tensor", "tensor"]
+__all__ = ["Tensor", "tensor", "from_numpy", "as_tensor", "from_dlpack"]
 
 
 def _holds_arrays(data):
@@ -128,6 +128,19 @@ class Tensor:
             return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
+    def __dlpack__(self, **kwargs):
+        """Export the data through DLPack without a copy (``torch.from_dlpack(t)``,
+        ``np.from_dlpack(t)``); the data is numpy's, so numpy's exporter does it. numpy has
+        no DLPack code for bfloat16: such a tensor raises and says how to move it."""
+        if _dtypes.bfloat16 is not None and self.data.dtype == _dtypes.bfloat16:
+            raise BufferError(
+                "numpy cannot export bfloat16 through DLPack; share the bits instead, e.g. "
+                "torch.from_numpy(t.numpy().view(np.uint16)).view(torch.bfloat16)")
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -213,6 +226,74 @@ def tensor(data, *, dtype=None, requires_grad=False):
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
+def from_numpy(array, *, requires_grad=False):
+    """A tensor sharing memory with the numpy ``array`` (no copy), as ``torch.from_numpy``.
+
+    Changes to the array show in the tensor and the other way round (through ``.data``), so
+    do not change an array whose tensor is part of a graph still to be differentiated.
+
+    Examples
+    --------
+    >>> a = np.array([1.0, 2.0], dtype=np.float32)
+    >>> t = minigrad.from_numpy(a)
+    >>> a[0] = 5.0
+    >>> t
+    tensor([5., 2.], dtype=float32)
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}; "
+                        f"use minigrad.tensor() or minigrad.as_tensor() for other data")
+    if not _dtypes.is_numeric(array.dtype):
+        raise TypeError(f"from_numpy: the array's dtype {array.dtype} is not supported; "
+                        f"tensors hold bools, integers and {_dtypes.FLOAT_NAMES}")
+    if not array.dtype.isnative:
+        raise ValueError(f"from_numpy: the array's byte order ({array.dtype.str}) is not the "
+                         f"machine's, so its memory cannot be shared; minigrad.tensor(array) "
+                         f"converts it (a copy)")
+    t = Tensor._wrap(array)
+    t.requires_grad = requires_grad
+    return t
+
+
+def as_tensor(data, dtype=None):
+    """``data`` as a tensor, copying only when it must (as ``torch.as_tensor``).
+
+    A tensor of the requested dtype is returned as is; a numpy array of the requested dtype
+    (or any numeric dtype when ``dtype`` is None) is shared, not copied; anything else is
+    converted as by :func:`minigrad.tensor` (Python floats become float32).
+
+    Examples
+    --------
+    >>> a = np.zeros(3, dtype=np.float64)
+    >>> minigrad.as_tensor(a).numpy() is a
+    True
+    >>> minigrad.as_tensor([1.0, 2.0]).dtype
+    dtype('float32')
+    """
+    dtype = None if dtype is None else _dtypes.as_dtype(dtype)
+    if isinstance(data, Tensor):
+        return data if dtype is None or data.dtype == dtype else _ops.astype(data, dtype)
+    if isinstance(data, np.ndarray) and not data.dtype.isnative:  # swap the bytes, once
+        data = data.astype(data.dtype.newbyteorder("="))
+    if (isinstance(data, np.ndarray) and data.dtype.isnative and _dtypes.is_numeric(data.dtype)
+            and (dtype is None or data.dtype == dtype)):
+        return Tensor._wrap(data)
+    return Tensor(data, dtype=dtype)
+
+
+def from_dlpack(data):
+    """A tensor sharing memory with any object that speaks DLPack (a PyTorch CPU tensor, a
+    numpy array, ...), through ``numpy.from_dlpack``; no copy is made.
+
+    Examples
+    --------
+    >>> t = minigrad.from_dlpack(np.arange(3.0))
+    >>> t
+    tensor([0., 1., 2.], dtype=float64)
+    """
+    return from_numpy(np.from_dlpack(data))
+
+
 def _is_python_scalar(x):
     return isinstance(x, (bool, numbers.Number)) and not isinstance(x, (np.generic, np.ndarray))
 
@@ -257,3 +338,6 @@ def _operand(x, like=None):
             raise TypeError(f"unsupported operand of type {type(x).__name__} for a minigrad op")
         return Tensor._wrap(arr)
     return Tensor(x)
+
+
+from . import _ops  # noqa: E402  (as_tensor casts with astype; _ops imports this module)
