@@ -100,25 +100,42 @@ class Div(Op):
         return gx, (-gx * out if self.needs[1] else None)
 
 
+def _minus_one(y):
+    """``y - 1`` as a tensor, and the rounding error of that subtraction (an array) or None.
+
+    For float16/32 exponents y - 1 is formed in float64, where it is exact; for float64 the
+    error is recovered exactly by Knuth's TwoSum."""
+    exponent = y - 1
+    if not _dtypes.is_float(y.dtype):
+        return exponent, None
+    if y.dtype != np.float64:
+        exact = y.data.astype(np.float64) - 1
+        return (exponent if np.array_equal(exponent.data, exact) else astype(y, np.float64) - 1), None
+    s = exponent.data
+    t = s - y.data  # TwoSum(y, -1): s + residual == y - 1 exactly
+    residual = (y.data - (s - t)) + (-1 - t)
+    return exponent, (residual if residual.any() else None)
+
+
 class Pow(Op):
     def forward(self, x, y):
         return x ** y
 
     def vjp(self, g, out):
-        # d(x^y) = y x^(y-1) dx + x^y log(x) dy. Where y - 1 is not exact in y's dtype (1/3 - 1
-        # in float32) it is formed in float64: x^(rounded) is off by |log x| of those ulps (59
-        # ulp at x ** (1/3)); the float64 product is rounded once, by the base class.
+        # d(x^y) = y x^(y-1) dx + x^y log(x) dy. Where y - 1 is rounded (1/3 - 1), x^(rounded) is
+        # off by |log x| times that rounding (59 ulp at x ** (1/3) in float32): y - 1 is formed
+        # exactly (_minus_one), with x^(s + r) = x^s (1 + r log x) for a float64 residual r.
         # Where y == 0 the first term is 0 (the exponent is swapped for 1 to avoid 0 * inf at
         # x == 0); at x == 0, y >= 0 the second is taken as 0 (not 0 * -inf).
         x, y = self.inputs
         gx = gy = None
         if self.needs[0]:
             y_is_0 = y.data == 0
-            exponent = y - 1
-            if _dtypes.is_float(y.dtype) and not np.array_equal(exponent.data.astype(np.float64),
-                                                                 y.data.astype(np.float64) - 1):
-                exponent = astype(y, np.float64) - 1  # y - 1 rounded: form it exactly
-            gx = g * y * x ** (where(y_is_0, 1, exponent) if y_is_0.any() else exponent)
+            exponent, residual = _minus_one(y)
+            power = x ** (where(y_is_0, 1, exponent) if y_is_0.any() else exponent)
+            if residual is not None:
+                power = power * (1 + residual * log(where(x.data > 0, x, 1)))
+            gx = g * y * power
         if self.needs[1]:
             at_zero = (x.data == 0) & (y.data >= 0)
             if at_zero.any():
@@ -204,13 +221,22 @@ class Tanh(Op):
         return (g * TanhGrad.apply(self.inputs[0]),)
 
 
+def _wide(dtype):
+    """The dtype a derivative below is formed in: float64 for float32 data (the formulas take
+    several rounded steps, about 4 ulp in their own precision; formed in float64 and rounded
+    once they are within 0.5 ulp), else the data's own."""
+    return np.float64 if dtype == np.float32 else dtype
+
+
 class TanhGrad(Op):
     """sech^2 x, the derivative of tanh, from the input: ``1 - tanh(x)^2`` cancels where
     tanh(x) is near +-1 (14x too large at x = 9.98 in float32, 0 from x = 9.01 on)."""
 
     def forward(self, x):
-        c = np.cosh(x)  # overflows only where sech^2 underflows to 0 anyway
-        return 1 / c / c
+        c = np.empty(x.shape, _wide(x.dtype))
+        np.cosh(x, out=c, dtype=c.dtype)  # overflows only where sech^2 underflows anyway
+        np.multiply(c, c, out=c)
+        return np.divide(1, c, out=c).astype(x.dtype, copy=False)
 
     def vjp(self, g, out):  # d sech^2 x = -2 sech^2 x tanh x dx
         return (g * -2 * out * tanh(self.inputs[0]),)
@@ -231,9 +257,12 @@ class SigmoidGrad(Op):
     input: ``out * (1 - out)`` is 0 in float32 from x = 17 on, where it is 4e-8."""
 
     def forward(self, x):
-        e = np.exp(-np.abs(x))
-        d = 1 + e
-        return e / (d * d)
+        e = np.empty(x.shape, _wide(x.dtype))
+        np.abs(x, out=e, dtype=e.dtype)
+        np.exp(np.negative(e, out=e), out=e)
+        d = np.add(1, e, out=np.empty_like(e))
+        np.multiply(d, d, out=d)
+        return np.divide(e, d, out=e).astype(x.dtype, copy=False)
 
     def vjp(self, g, out):  # d [s(x) s(-x)] = s(x) s(-x) (s(-x) - s(x)) dx = -out tanh(x/2) dx
         return (g * -out * tanh(self.inputs[0] * 0.5),)
