@@ -82,7 +82,8 @@ def rows(only=None, seeds=(0,)):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--markdown", action="store_true",
+                        help="a markdown table: a row per case, a column per dtype")
     parser.add_argument("--only", help="only the cases whose name contains this")
     parser.add_argument("--seeds", type=int, default=3, help="input sets per case (default 3)")
     parser.add_argument("--explain", action="store_true",
@@ -93,25 +94,33 @@ def main():
     print(f"# Python {platform.python_version()}, numpy {np.__version__}, torch {torch_version}, "
           f"{platform.machine()} {platform.processor() or ''}".rstrip())
     fmt = lambda v: "-" if v is None else ("inf" if v == np.inf else f"{v:.3g}")
-    columns = ["case", "dtype", "bound", "minigrad"] + (["pytorch", ""] if torch is not None else [])
     if args.markdown:
-        print("| " + " | ".join(columns) + " |")
-        print("| --- | --- |" + " ---: |" * (len(columns) - 2 - (torch is not None)) +
-              (" --- |" if torch is not None else ""))
-    else:
-        print((f"{columns[0]:48s} {columns[1]:9s}" + "".join(f" {c:>9s}" for c in columns[2:])).rstrip())
+        markdown(rows(args.only, range(args.seeds)), fmt)
+        return
+    columns = ["case", "dtype", "bound", "minigrad"] + (["pytorch", ""] if torch is not None else [])
+    print((f"{columns[0]:48s} {columns[1]:9s}" + "".join(f" {c:>9s}" for c in columns[2:])).rstrip())
     for case, name, ours, theirs, mark, whys in rows(args.only, range(args.seeds)):
         cells = [case.name, name, fmt(case.bounds[name]), fmt(ours)]
         if torch is not None:
             cells += [fmt(theirs), mark]
-        if args.markdown:
-            print("| " + " | ".join(cells) + " |")
-        else:
-            print(f"{cells[0]:48s} {cells[1]:9s}" + "".join(f" {c:>9s}" for c in cells[2:]).rstrip())
+        print(f"{cells[0]:48s} {cells[1]:9s}" + "".join(f" {c:>9s}" for c in cells[2:]).rstrip())
         if args.explain:
             for who, why in zip(("minigrad", "pytorch"), whys):
                 if why is not None:
                     print(f"    {who}: {why}")
+
+
+def markdown(found, fmt):
+    """One row per case, one column per dtype: minigrad's worst ulps (/ PyTorch's) and mark."""
+    table = {}
+    for case, name, ours, theirs, mark, _ in found:
+        cell = fmt(ours) if torch is None else f"{fmt(ours)} / {fmt(theirs)}"
+        table.setdefault(case.name, {})[name] = f"{cell} **{mark}**" if mark else cell
+    names = list(DTYPES)
+    print("| case | " + " | ".join(names) + " |")
+    print("| --- |" + " ---: |" * len(names))
+    for case_name, cells in table.items():
+        print(f"| {case_name} | " + " | ".join(cells.get(n, "") for n in names) + " |")
 
 if __name__ == "__main__":
     main()

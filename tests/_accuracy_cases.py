@@ -213,16 +213,16 @@ case(name="exp", inputs=_unary(lambda d: {"interval": _exp_interval(d)}, (0, np.
      bounds=bounds(2.5, 1.0), numpy_libm=("float32", "float64"))
 case(name="log", inputs=_unary({"lo": 0, "interval": (0.5, 2)}, (0, -1, np.inf, np.nan)),
      minigrad=_mg(mg.log), torch=lambda T, x: T.log(x), exact=lambda c, x: np.log(x),
-     bounds=bounds(2.5, 1.0), numpy_libm=("float32", "float64"))
+     bounds=bounds(3.0, 1.0), numpy_libm=("float32", "float64"))
 case(name="sqrt", inputs=_unary({"lo": 0}, (0, -1, np.inf)),
      minigrad=_mg(mg.sqrt), torch=lambda T, x: T.sqrt(x), exact=lambda c, x: np.sqrt(x),
      bounds=bounds(0.5, 0.5))
 case(name="tanh", inputs=_unary({"interval": (-12, 12)}, (0, np.inf, -np.inf)),
      minigrad=_mg(mg.tanh), torch=lambda T, x: T.tanh(x), exact=lambda c, x: np.tanh(x),
-     bounds=bounds(2.5, 1.5), numpy_libm=("float32", "float64"))
+     bounds=bounds(2.5, 2.0), numpy_libm=("float32", "float64"))
 case(name="sigmoid", inputs=_unary(lambda d: {"interval": (_exp_interval(d)[0], 40)}, (0, np.inf, -np.inf)),
      minigrad=_mg(mg.sigmoid), torch=lambda T, x: T.sigmoid(x), exact=lambda c, x: _sigmoid(x),
-     bounds=bounds(3.0, 2.0), numpy_libm=("float32", "float64"))
+     bounds=bounds(3.0, 2.5), numpy_libm=("float32", "float64"))
 case(name="relu", inputs=_unary(special=(0, np.inf, -np.inf)), minigrad=_mg(mg.relu),
      torch=lambda T, x: T.relu(x), exact=lambda c, x: np.maximum(x, 0), bounds=bounds(0, 0, 0))
 case(name="abs", inputs=_unary(special=(0, np.inf, -np.inf)), minigrad=_mg(mg.abs),
@@ -395,7 +395,7 @@ def _rows(axis):
 def _rows_and_cotangent(axis, reduced=False):
     def inputs(dtype, rng):
         (x,) = _rows(axis)(dtype, rng)
-        g = rng.standard_normal(x.sum(axis=axis).shape if reduced else x.shape)
+        g = rng.standard_normal(np.delete(x.shape, axis) if reduced else x.shape)
         return x, g.astype(dtype)
     return inputs
 
@@ -413,7 +413,7 @@ for _axis in (-1, 0):
          minigrad=_mg(lambda x, a=_axis: mg.log_softmax(x, axis=a)),
          torch=lambda T, x, a=_axis: T.log_softmax(x, dim=a),
          exact=lambda c, x, a=_axis: _log_softmax_wide(x, a), scale=lambda c, x, a=_axis: 1.0,
-         bounds=bounds(2.5, 2.5), numpy_libm=("float32", "float64"))
+         bounds=bounds(3.0, 3.0), numpy_libm=("float32", "float64"))
     # m + log(sum): measured at |m| + 1, the size of its terms.
     case(name=f"logsumexp axis={_axis}", inputs=_rows(_axis),
          minigrad=_mg(lambda x, a=_axis: mg.logsumexp(x, axis=a)),
@@ -467,13 +467,13 @@ for _pname, _p in (("1/3", 1 / 3), ("2", 2), ("0.5", 0.5), ("-1.5", -1.5), ("3.7
     GRADS[f"(x ** {_pname})'"] = (
         (lambda p: lambda x: x ** p)(_p), (lambda p: lambda x: x ** p)(_p),
         (lambda p: lambda c, x: c.scalar(p) * np.power(x, c.scalar(p) - 1))(_p),
-        {"lo": 0, "interval": (0, 4)}, (0.5, 0.5) if _p == 2 else (1.0, 2.0))
+        {"lo": 0, "interval": (0, 4)}, (0.5, 0.5) if _p == 2 else (1.0, 2.5))
 POW_EXPONENT = ("Pow's VJP forms y - 1 in float64, which rounds it for a float64 exponent whose "
                 "last bit is below 2^-53 (1/3 - 1): x ** (y - 1) is then off by |log x| / 2 ulp "
                 "(369 ulp at x = 5e-322, 9 at 1e8); PyTorch has the same error")
 XFAIL = {("tanh'", "float32"): (1.5, SATURATING), ("tanh'", "float64"): (1.5, SATURATING),
          ("sigmoid'", "float32"): (1.5, SATURATING), ("sigmoid'", "float64"): (1.5, SATURATING),
-         ("(x ** 1/3)'", "float64"): (2.0, POW_EXPONENT)}  # (its bound above is 2.0 too)
+         ("(x ** 1/3)'", "float64"): (2.5, POW_EXPONENT)}  # (its bound above is 2.5 too)
 for _name, (_fn, _tfn, _exact, _kw, (_b32, _b64)) in GRADS.items():
     case(name=_name, inputs=_unary(_kw), minigrad=_dgrad(_fn), torch=_tdgrad(_tfn), exact=_exact,
          bounds=bounds(_b32, _b64),
@@ -575,7 +575,10 @@ def _v2_label_grad(x, y):
     return _grad(lambda x, y: mg.nn.softmax_cross_entropy_with_logits_v2(labels=y, logits=x), x, y, wrt=1)
 
 
-XENT_LOSS, XENT_BACKPROP = bounds(2.5, 2.5), bounds(5.0, 5.0)
+# The loss log(sum) + (m - x_label) and the label gradient -log_softmax are measured in ulps at
+# max(|exact|, 1), as log_softmax; the backprop softmax - labels at the size of its two terms,
+# beyond the shift's rounding.
+XENT_LOSS, XENT_BACKPROP = bounds(3.0, 3.0), bounds(5.0, 5.0)
 case(name="SparseSoftmaxCrossEntropyWithLogits loss", inputs=_sparse_inputs,
      minigrad=lambda x, l: raw_ops.SparseSoftmaxCrossEntropyWithLogits(features=x, labels=l)[0].numpy(),
      torch=lambda T, x, l: T.nn.functional.cross_entropy(x, l, reduction="none"),
@@ -601,4 +604,4 @@ case(name="v2 label gradient -log_softmax", inputs=_dense_inputs, minigrad=_v2_l
      torch=lambda T, x, y: _tgrad(T, lambda x, y: T.nn.functional.cross_entropy(x, y, reduction="none"),
                                   x, y, wrt=1),
      exact=lambda c, x, y: -_log_softmax_wide(x, -1), scale=lambda c, x, y: 1.0,
-     bounds=XENT_LOSS, dtypes_ok=_xent_dtypes_ok)
+     bounds=XENT_LOSS, dtypes_ok=_xent_dtypes_ok, numpy_libm=("float32", "float64"))
