@@ -103,14 +103,14 @@ class Div(Op):
 def _minus_one(y):
     """``y - 1`` as a tensor, and the rounding error of that subtraction (an array) or None.
 
-    For float16/32 exponents y - 1 is formed in float64, where it is exact; for float64 the
-    error is recovered exactly by Knuth's TwoSum."""
-    exponent = y - 1
+    Below float64, y - 1 is formed in float64, where it is exact, so that the gradient is
+    formed in float64 and rounded once; for float64 the error is recovered exactly by Knuth's
+    TwoSum."""
     if not _dtypes.is_float(y.dtype):
-        return exponent, None
+        return y - 1, None
     if y.dtype != np.float64:
-        exact = y.data.astype(np.float64) - 1
-        return (exponent if np.array_equal(exponent.data, exact) else astype(y, np.float64) - 1), None
+        return astype(y, np.float64) - 1, None
+    exponent = y - 1
     s = exponent.data
     t = s - y.data  # TwoSum(y, -1): s + residual == y - 1 exactly
     residual = (y.data - (s - t)) + (-1 - t)
