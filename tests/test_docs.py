@@ -9,8 +9,8 @@ import pytest
 import minigrad
 
 MODULES = ["minigrad", "minigrad._autograd", "minigrad._tensor", "minigrad._graph",
-           "minigrad.gradcheck", "minigrad.nn._xent", "minigrad.raw_ops", "minigrad._kernels",
-           "minigrad._config"]
+           "minigrad.gradcheck", "minigrad.testing", "minigrad.nn._xent", "minigrad.raw_ops",
+           "minigrad._kernels", "minigrad._config"]
 
 
 @pytest.mark.parametrize("name", MODULES)
