@@ -15,12 +15,12 @@ Three checks share one engine:
 
 What is compared
 ----------------
-When the Jacobian is small (at most ``FULL_JACOBIAN_LIMIT`` entries: output elements times
-input elements) it is built in full, as PyTorch does by default: one vector-Jacobian product
-per output element, one central difference per input element, so each entry is a single
-derivative ``d out[i] / d input[j]``. A larger Jacobian is projected on a random output
-direction ``u`` drawn from ``numpy.random.default_rng(seed)``, and each entry is then
-``(u · J)[j]``; the report says so and prints the seed.
+When the Jacobian is small (at most ``FULL_JACOBIAN_LIMIT`` entries, output elements times
+input elements, or a single output element) it is built in full, as PyTorch does by default:
+one vector-Jacobian product per output element, one central difference per input element, so
+each entry is a single derivative ``d out[i] / d input[j]``. A larger Jacobian is projected on
+a random output direction ``u`` drawn from ``numpy.random.default_rng(seed)``, and each entry
+is then ``(u · J)[j]``; the report says so and prints the seed.
 
 When two entries agree
 ----------------------
@@ -31,14 +31,16 @@ checked as strictly as a large one:
 * ``atol`` is the rounding noise of that central difference, ``(|f(x+h)| + |f(x-h)|) / 2h``
   times ``_FD_ROUNDING`` rounding errors of ``fn``'s output dtype, plus the rounding of the
   analytic side: ``_ULPS`` ulps of the dtype it ran in, measured on the largest entry of the
-  same Jacobian row or column (a derivative made by cancellation is only that accurate);
+  same Jacobian row or column (a derivative formed by cancellation is only that accurate) and,
+  for second derivatives, on the largest entry of the input;
 * ``rtol`` is 1e-3 for a float64 analytic side (the accuracy of the finite differences, as in
   PyTorch) and ``_ULPS`` times the dtype's epsilon for float32, float16 and bfloat16.
 
 An entry that disagrees at step ``eps`` is tried again at steps 10 and 100 times larger (less
-rounding noise); it is reported only if it disagrees at every step. The report gives each
-wrong entry with the input value, both derivatives, their difference and ratio (and the error
-in ulps for a low-precision analytic side) and a one-line diagnosis of the pattern.
+rounding noise). It is reported only if it disagrees at every step, by more than the three
+differences disagree with one another. The report gives each wrong entry with the input
+value, both derivatives, their difference and ratio (and the error in ulps for a
+low-precision analytic side), and a one-line diagnosis of the pattern.
 """
 
 import math
@@ -51,7 +53,8 @@ from ._autograd import grad
 from ._checks import non_negative, positive_int
 from ._tensor import Tensor
 
-__all__ = ["gradcheck", "gradgradcheck", "check_grads", "GradcheckError", "FULL_JACOBIAN_LIMIT"]
+__all__ = ["gradcheck", "gradgradcheck", "check_grads", "GradcheckError", "Failure", "Entry",
+           "FULL_JACOBIAN_LIMIT"]
 
 FULL_JACOBIAN_LIMIT = 2 ** 16  # entries; beyond it the Jacobian is projected on a random u
 _FD_ROUNDING = 64  # rounding errors assumed in one evaluation of fn (the noise model)
@@ -398,13 +401,15 @@ class _Comparison:
         if columns.size:
             steps = [(N[:, columns], tol[:, columns])]
             for factor in _SECOND_OPINION:
-                N2, noise2, _, _ = numeric.jacobian(columns, factor)
+                # larger steps than asked for may leave fn's domain: not the caller's warning
+                with np.errstate(all="ignore"):
+                    N2, noise2, _, _ = numeric.jacobian(columns, factor)
                 steps.append((N2, _tolerance(N2, noise2, scale[:, columns], atol, rtol, dtype)))
             values = np.stack([n for n, _ in steps])
-            with np.errstate(invalid="ignore"):
-                spread = np.nanmax(values, axis=0) - np.nanmin(values, axis=0) if values.size else 0
+            with np.errstate(invalid="ignore"):  # fmax/fmin skip NaN differences (a domain edge)
+                spread = np.nan_to_num(np.fmax.reduce(values) - np.fmin.reduce(values))
                 excess = np.stack([np.abs(A[:, columns] - n) - t for n, t in steps])
-                ok[:, columns] |= np.nanmin(np.where(np.isnan(excess), np.inf, excess), axis=0) <= np.nan_to_num(spread)
+                ok[:, columns] |= np.fmin.reduce(excess) <= spread
         self.A, self.N, self.tol, self.ok = A, N, tol, ok
         self.left, self.right = left, right
         with np.errstate(invalid="ignore"):
@@ -656,7 +661,8 @@ class _Problem:
         outs = [outs[k] for k in self.float_outs]
         self.sources = [args[i] for i in checked]
         n_in, n_out = sum(s.size for s in self.sources), sum(y.size for y in outs)
-        full = n_in * n_out <= FULL_JACOBIAN_LIMIT if full_jacobian is None else full_jacobian
+        # one output element: the full Jacobian costs what a projection does
+        full = (n_out <= 1 or n_in * n_out <= FULL_JACOBIAN_LIMIT) if full_jacobian is None else full_jacobian
         self.rows = _Rows(outs, names, full, seed, dtype)
         self.A, self.reached = _analytic_jacobian(self.rows, self.sources)
 
@@ -751,7 +757,7 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=None, rtol=None, raise_exception=Tru
     full_jacobian : bool or None
         Compare the full Jacobian (each entry one derivative ``d out[i] / d input[j]``) or its
         projection ``u · J`` on a random ``u``. None: full when it has at most
-        ``FULL_JACOBIAN_LIMIT`` (65536) entries.
+        ``FULL_JACOBIAN_LIMIT`` (65536) entries, or one row (a single output element).
     max_report : int
         Wrong entries listed per input (all are counted).
 
