@@ -218,6 +218,15 @@ def test_right_first_derivative_with_wrong_second():
         assert "analytic = 0.5 × numeric" in failure.diagnosis
 
 
+def test_many_second_derivatives_are_projected_and_still_checked_against_fn():
+    x = f64(np.random.default_rng(3).standard_normal(40))  # 4 × 40² nested differences: projected
+    fn = lambda x: CubeWithWrongSecondDerivative.apply(x).sum()  # noqa: E731
+    err = caught(mg.check_grads, fn, [x])
+    assert [f.projected for f in err.failures] == [True, True]
+    assert "d(u·first derivatives) / d input0[0]" in str(err)
+    assert mg.check_grads(lambda x: (x ** 3).sum(), [x])
+
+
 class CubeWrongButSmoothDerivative(mg.Op):
     """x³ whose vjp gives 2x² for 3x²: wrong, yet differentiable, so the backward pass agrees
     with its own finite differences."""
