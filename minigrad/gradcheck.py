@@ -881,7 +881,10 @@ def check_grads(fn, inputs, order=2, *, eps=1e-6, atol=None, rtol=None, seed=0, 
 
     The second derivatives compared are those of each output element,
     ``d²out[i] / d x[j] d x[k]``, when there are at most ``FULL_JACOBIAN_LIMIT`` of them,
-    else those of ``u · outputs`` for a random ``u`` (seeded, and said in the report).
+    else those of ``u · outputs`` for a random ``u``. When comparing all of them would take
+    more than 4096 evaluations of ``fn`` (about 32 input elements), they are projected on a
+    random ``v`` as well, and the reference becomes a directional difference of ``fn``. The
+    report says which, with the seeds.
 
     Parameters are those of :func:`gradcheck`, and ``order`` (1 or 2). Every part runs; the
     report lists each part that failed, after a line saying which agreed.

@@ -443,6 +443,11 @@ OPS = {
                     [uniform((3, 4))]),
     "xent_v1_dim0": (lambda z: nn.softmax_cross_entropy_with_logits(labels=PROBS.T.astype(z.dtype),
                                                                     logits=z, dim=0), [uniform((4, 3))]),
+    # the raw ops return (loss, backprop): two outputs, the second differentiable too
+    "raw_dense": (lambda z: mg.raw_ops.SoftmaxCrossEntropyWithLogits(features=z, labels=PROBS.astype(z.dtype)),
+                  [uniform((3, 4))]),
+    "raw_sparse": (lambda z: mg.raw_ops.SparseSoftmaxCrossEntropyWithLogits(features=z, labels=LABELS),
+                   [uniform((3, 4))]),
     # v2 lets gradients reach the labels; its gradient is softmax - labels (TensorFlow's), the
     # true derivative only while labels sum to 1, so the mixed second derivative is not checked.
     "xent_v2": (lambda z, p: nn.softmax_cross_entropy_with_logits_v2(labels=p, logits=z), [uniform((3, 4)), PROBS]),
@@ -453,7 +458,7 @@ LABELS_FIRST_ORDER_ONLY = {"xent_v2", "soft_cross_entropy_v2"}
 
 BFLOAT16_UNSUPPORTED = {"abs", "relu", "max", "min", "softmax", "log_softmax", "logsumexp",
                         "cross_entropy_mean", "cross_entropy_none", "sparse_xent", "xent_v1_dim0",
-                        "xent_v2", "soft_cross_entropy_v2"}
+                        "xent_v2", "soft_cross_entropy_v2", "raw_dense", "raw_sparse"}
 ISSUE_7_BFLOAT16 = pytest.mark.xfail(
     strict=True, raises=TypeError,
     reason="issue 7: bfloat16 support in the ops (today this op raises TypeError on bfloat16 data)")
