@@ -16,10 +16,11 @@ from ._ops import (abs, add, astype, broadcast_to, clip, concatenate, divide, ex
                    multiply, negative, power, relu, reshape, sigmoid, softmax, sqrt, squeeze,
                    stack, subtract, sum, sum_to, swapaxes, tanh, transpose, where)
 from ._tensor import Tensor, as_tensor, from_dlpack, from_numpy, tensor
-from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .gradcheck import GradcheckError, check_grads, gradcheck, gradgradcheck
 
 __version__ = "0.1.0"
 
 from . import nn, raw_ops  # noqa: E402  (nn builds on the core above)
 from ._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 from . import data, optim  # noqa: E402  (training utilities: minibatches, optimizers)
+from . import testing  # noqa: E402  (assert_gradients_close, for tests of your own ops)

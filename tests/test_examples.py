@@ -77,13 +77,32 @@ def test_train_digits_rejects_bad_arguments(tmp_path):
     assert proc.returncode == 2 and "--epochs" in proc.stderr
 
 
-def test_gradient_check_example_catches_both_bugs(tmp_path):
+def test_gradient_check_example_catches_each_bug_with_its_check(tmp_path):
     out = run_example("gradient_check.py", cwd=tmp_path)
     assert "LogAddExp(" in out
-    for name in ("test_forward_matches_numpy", "test_gradient", "test_second_derivative"):
+    for name in ("test_forward_matches_numpy", "test_gradient", "test_second_derivative",
+                 "test_all_dtypes_in_one_assertion"):
         assert f"{name}: passed" in out
-    caught = re.findall(r"caught: gradient mismatch for input (\d)", out)
-    assert caught == ["1", "0"], out  # y's wrong gradient; then the numpy backward's 2nd order
+    outcomes = re.findall(r"^   -> (.+)$", out, flags=re.M)
+    assert outcomes == [
+        "caught by gradcheck: input1 (12 wrong entries)",      # y's exponent slip
+        "gradcheck passed",                                    # numpy backward: first order right
+        "caught by gradgradcheck: input0 (24 wrong entries), input1 (16 wrong entries), "
+        "u0 (24 wrong entries)",                               # ... but not differentiable
+        "gradgradcheck passed",                                # smooth wrong vjp: self-consistent
+        "caught by check_grads: input1 (12 wrong entries), input0 (12 wrong entries), "
+        "input1 (12 wrong entries)",                           # ... caught against fn itself
+        "gradcheck passed",                                    # naive formula, fine in float64
+        "caught by gradcheck: input0 (12 wrong entries)",      # ... overflows in float16
+    ], out
+    reports = out.split("\n== ")[1:]  # one section per check run
+    assert len(reports) == 7
+    assert "d out[0, 0] / d input1[0]" in reports[0] and "input value" in reports[0]
+    assert "diagnosis: all zero: the tape never reached this input" in reports[2]
+    assert ("check_grads failed. first derivatives: WRONG; second derivatives vs analytic first: "
+            "agree; second derivatives vs fn: WRONG.") in reports[4]
+    assert "diagnosis: wrong sign" in reports[4]
+    assert "ulps of float16" in reports[6] and "an overflow, 0/0 or inf - inf" in reports[6]
     assert out.rstrip().endswith("all checks behaved as expected")
 
 
@@ -91,7 +110,7 @@ def test_gradient_check_example_runs_under_pytest(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            str(EXAMPLES / "gradient_check.py")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "3 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_labels_v1_v2_example_shows_the_difference(tmp_path):
