@@ -531,10 +531,12 @@ def _not_finite(view):
         return ("the numeric derivative is not finite: fn is NaN or infinite within a step of "
                 "these inputs (a domain boundary, or an overflow in fn)")
     if not np.any(np.isfinite(a)):
-        largest = float(_dtypes.finfo(view.dtype).max)
+        wide = _dtypes.opmath(np.dtype(view.dtype))  # where the vjp computed
+        largest = float(_dtypes.finfo(wide).max)
+        where = "" if wide == view.dtype else f", in which {view.dtype} ops compute"
         return ("the analytic derivative is NaN or infinite at every mismatch and the numeric one "
-                f"is finite: an overflow, 0/0 or inf - inf in the vjp (the largest {view.dtype} "
-                f"is {largest:.6g})")
+                f"is finite: an overflow, 0/0 or inf - inf in the vjp (the largest {wide} "
+                f"is {largest:.6g}{where})")
     return ""
 
 

@@ -93,7 +93,7 @@ def test_gradient_check_example_catches_each_bug_with_its_check(tmp_path):
         "caught by check_grads: input1 (12 wrong entries), input0 (12 wrong entries), "
         "input1 (12 wrong entries)",                           # ... caught against fn itself
         "gradcheck passed",                                    # naive formula, fine in float64
-        "caught by gradcheck: input0 (12 wrong entries)",      # ... overflows in float16
+        "caught by gradcheck: input0 (144 wrong entries)",     # ... overflows in float16's float32
     ], out
     reports = out.split("\n== ")[1:]  # one section per check run
     assert len(reports) == 7
