@@ -257,12 +257,14 @@ static inline void xent_dense_finish_##SUF(const T *restrict x, const T *restric
     T *restrict bp, T inv, T m, ptrdiff_t n, double *ysum_io, double *ydot_io)  \
 {                                                                               \
     double ysum = 0.0, ydot = 0.0;                                              \
-    /* 0 * (-inf) would be NaN: a zero label contributes its limit, 0 */        \
+    /* 0 * (-inf) would be NaN: a zero label contributes its limit, 0. The      \
+     * difference in double: in float32, x - m overflows for finite logits      \
+     * (3e38 - -3e38) where the loss is finite (the short rows do the same) */  \
     XENT_SIMD_SUM2(ysum, ydot)                                                  \
     for (ptrdiff_t j = 0; j < n; j++) {                                         \
         bp[j] = bp[j] * inv - y[j];                                             \
         ysum += (double)y[j];                                                   \
-        ydot += y[j] != 0 ? (double)(y[j] * (x[j] - m)) : 0.0;                  \
+        ydot += y[j] != 0 ? (double)y[j] * ((double)x[j] - (double)m) : 0.0;    \
     }                                                                           \
     *ysum_io += ysum;                                                           \
     *ydot_io += ydot;                                                           \
