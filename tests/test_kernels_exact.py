@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from minigrad import _dtypes, _kernels, _xent
+from minigrad import _config, _dtypes, _kernels, _xent
 from minigrad._xent_reference import (dense_loss_backprop_reference, row_stats_reference,
                                       sparse_loss_backprop_reference)
 
@@ -426,16 +426,30 @@ def test_float_to_bf16_keeps_nan_quiet_with_sign_and_top_payload():
         assert np.isnan(out.view(BF16).astype(np.float32)).all()   # ml_dtypes: a canonical NaN
 
 
-# ---- the package without ml_dtypes -------------------------------------------------------------
+# ---- configuration and the package without ml_dtypes ---------------------------------------
+
+def test_show_config_reports_bfloat16(capsys):
+    info = _config.show_config()
+    printed = capsys.readouterr().out
+    assert info["bfloat16"] is (BF16 is not None) and "bfloat16" in printed
+    if BF16 is not None:
+        import ml_dtypes
+        assert info["ml_dtypes"] == ml_dtypes.__version__
+        assert BF16 in _kernels.LOGIT_DTYPES
+    else:
+        assert info["ml_dtypes"] is None
+
 
 def test_without_ml_dtypes_everything_else_runs(tmp_path):
     code = (
         "import sys\n"
         "sys.modules['ml_dtypes'] = None   # import ml_dtypes now raises ImportError\n"
         "import numpy as np\n"
-        "from minigrad import _dtypes, _kernels\n"
+        "from minigrad import _config, _dtypes, _kernels\n"
         "assert _dtypes.bfloat16 is None\n"
         "assert [d.name for d in _kernels.LOGIT_DTYPES] == ['float16', 'float32', 'float64']\n"
+        "info = _config.show_config(print_=False)\n"
+        "assert info['bfloat16'] is False and info['ml_dtypes'] is None\n"
         "for dtype in _kernels.LOGIT_DTYPES:\n"
         "    loss, backprop, stats = _kernels.sparse_loss_backprop(np.zeros((2, 3), dtype), np.array([0, 1]))\n"
         "    assert abs(float(loss[0]) - np.log(3)) < 1e-3 and (stats[:, 0] == 0).all()\n"
