@@ -169,48 +169,36 @@ static inline double xent_log(double x)
 }
 
 /* ---- float16 <-> float32, bit exact (round to nearest even; inf, NaN and
- * subnormals kept). Used for the float16 path, which computes in float32. */
+ * subnormals kept). Used for the float16 path, which computes in float32.
+ * Branch-free (every case computed, one selected), so that the block loops below
+ * vectorize: a branchy version cost ~5 ns per value, 30x the float32 kernel's time
+ * at [4096, 1000]. After F. Giesen's half <-> float conversions (public domain). */
 static inline float xent_half_to_float(uint16_t h)
 {
+    uint32_t em = (uint32_t)(h & 0x7FFFu) << 13;           /* exponent and mantissa, in place */
+    uint32_t exp = em & 0x0F800000u;
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1Fu;
-    uint32_t mant = h & 0x3FFu;
-    if (exp == 0x1Fu)                              /* inf or NaN: keep the payload */
-        return xent_f32_from_bits(sign | 0x7F800000u | (mant << 13));
-    if (exp != 0)                                  /* normal */
-        return xent_f32_from_bits(sign | ((exp + 112u) << 23) | (mant << 13));
-    /* zero or subnormal: mant * 2^-24, exact in float */
-    return xent_f32_from_bits(sign | xent_bits_from_f32((float)mant * 5.9604644775390625e-8f));
+    uint32_t normal = em + 0x38000000u;                    /* exponent bias 15 -> 127 */
+    uint32_t special = em + 0x70000000u;                   /* exponent 31 -> 255: inf, NaN payload kept */
+    /* zero or subnormal: 2^-14 (1 + mant / 2^10) - 2^-14 = mant * 2^-24, exact in float */
+    uint32_t sub = xent_bits_from_f32(xent_f32_from_bits(em + 0x38800000u) - 6.103515625e-05f);
+    uint32_t r = exp == 0x0F800000u ? special : exp == 0 ? sub : normal;
+    return xent_f32_from_bits(r | sign);
 }
 
 static inline uint16_t xent_float_to_half(float f)
 {
-    uint32_t u = xent_bits_from_f32(f), sign, absu, exp, mant, h, round_bits, halfway;
-    int shift;
-    sign = (u >> 16) & 0x8000u;
-    absu = u & 0x7FFFFFFFu;
-    if (absu >= 0x7F800000u) {                     /* inf, or NaN made quiet */
-        return (uint16_t)(sign | 0x7C00u | (absu > 0x7F800000u ? 0x200u | ((absu >> 13) & 0x3FFu) : 0u));
-    }
-    if (absu >= 0x477FF000u) {                     /* rounds to >= 65520: overflow to inf */
-        return (uint16_t)(sign | 0x7C00u);
-    }
-    exp = absu >> 23;
-    if (exp < 113) {                               /* below 2^-14: subnormal half or zero */
-        if (exp < 102) return (uint16_t)sign;      /* < 2^-25: rounds to 0 */
-        mant = (absu & 0x7FFFFFu) | 0x800000u;
-        shift = 126 - (int)exp;                    /* 14..24 bits dropped */
-        h = mant >> shift;
-        round_bits = mant & ((1u << shift) - 1u);
-        halfway = 1u << (shift - 1);
-        if (round_bits > halfway || (round_bits == halfway && (h & 1u))) h += 1u;
-        return (uint16_t)(sign | h);
-    }
-    /* normal: rebias and round the 13 dropped bits; a carry into the exponent is right */
-    h = ((exp - 112u) << 10) | ((absu >> 13) & 0x3FFu);
-    round_bits = absu & 0x1FFFu;
-    if (round_bits > 0x1000u || (round_bits == 0x1000u && (h & 1u))) h += 1u;
-    return (uint16_t)(sign | h);
+    uint32_t u = xent_bits_from_f32(f), absu = u & 0x7FFFFFFFu, sign = (u >> 16) & 0x8000u;
+    /* normal: rebias and round the 13 dropped bits to nearest even; a carry into the
+     * exponent is right, up to inf for values from 65520 (the tie with 65536) */
+    uint32_t normal = (absu - 0x38000000u + 0x0FFFu + ((absu >> 13) & 1u)) >> 13;
+    /* below 2^-14: adding 0.5 rounds to a multiple of 2^-24 (to nearest even: the FPU's
+     * own rounding); the low bits are then the half's (0x400 if it rounds up to 2^-14) */
+    uint32_t sub = xent_bits_from_f32(xent_f32_from_bits(absu) + 0.5f) - 0x3F000000u;
+    /* from 2^16: inf, or NaN made quiet with its top payload bits */
+    uint32_t special = absu > 0x7F800000u ? 0x7E00u | ((absu >> 13) & 0x3FFu) : 0x7C00u;
+    uint32_t h = absu >= 0x47800000u ? special : absu < 0x38800000u ? sub : normal;
+    return (uint16_t)(h | sign);
 }
 
 /* bfloat16 bits as a type of their own (the Cython driver's fused type must tell them
@@ -546,13 +534,15 @@ XENT_DEFINE_SHORT_ROWS(sparse, double, f64, int64_t, _i64)
  * through the float32 rows code above (short or long, as float32 rows would be: the same
  * results, then rounded once), narrowed back. The loops are per block, not per element
  * inside the row code, so the float32 code stays as it is. */
-static inline void xent_widen_f16(const uint16_t *restrict src, float *restrict dst, ptrdiff_t n)
+XENT_CLONES static void xent_widen_f16(const uint16_t *restrict src, float *restrict dst, ptrdiff_t n)
 {
+    XENT_SIMD
     for (ptrdiff_t j = 0; j < n; j++) dst[j] = xent_half_to_float(src[j]);
 }
 
-static inline void xent_narrow_f16(const float *restrict src, uint16_t *restrict dst, ptrdiff_t n)
+XENT_CLONES static void xent_narrow_f16(const float *restrict src, uint16_t *restrict dst, ptrdiff_t n)
 {
+    XENT_SIMD
     for (ptrdiff_t j = 0; j < n; j++) dst[j] = xent_float_to_half(src[j]);
 }
 
