@@ -133,11 +133,11 @@ def bench_thread_policy(shapes):
     for batch, classes in shapes:
         logits = rng.standard_normal((batch, classes)).astype(np.float32)
         labels = rng.integers(0, classes, batch)
-        loss, backprop = np.empty(batch, np.float32), np.empty_like(logits)
+        loss, backprop, stats = np.empty(batch, np.float32), np.empty_like(logits), np.empty((batch, 2))
         row = []
         for setup in (None, lambda: time.sleep(0.005), lambda: square @ square):
             for threads in (1, 2):
-                call = lambda: _xent.sparse_f32_i64(logits, labels, loss, backprop, threads)
+                call = lambda: _xent.sparse_f32_i64(logits, labels, loss, backprop, stats, threads)
                 row.append(median_time(call, setup=setup, min_time=0.2, max_reps=60) * 1e6)
         print(f"{str([batch, classes]):>13} " + " ".join(f"{t:8.0f}" for t in row), flush=True)
 

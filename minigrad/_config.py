@@ -95,10 +95,13 @@ def show_config(print_=True):
     --------
     >>> from minigrad._config import show_config
     >>> sorted(show_config(print_=False))  # doctest: +NORMALIZE_WHITESPACE
-    ['compile_args', 'num_threads', 'numpy', 'openmp', 'openmp_version',
-     'parallel_min_size', 'target_clones']
+    ['bfloat16', 'compile_args', 'ml_dtypes', 'num_threads', 'numpy', 'openmp',
+     'openmp_version', 'parallel_min_size', 'target_clones']
+
+    ``bfloat16`` says whether bfloat16 tensors and kernels are available (they need the
+    optional package ml_dtypes), ``ml_dtypes`` its version, or None.
     """
-    from minigrad import _xent
+    from minigrad import _dtypes, _xent
 
     info = {
         "openmp": bool(_xent.OPENMP_VERSION),
@@ -108,6 +111,8 @@ def show_config(print_=True):
         "num_threads": get_num_threads() if _xent.OPENMP_VERSION else 1,
         "parallel_min_size": PARALLEL_MIN_SIZE,
         "numpy": np.__version__,
+        "bfloat16": _dtypes.bfloat16 is not None,
+        "ml_dtypes": _dtypes.ml_dtypes.__version__ if _dtypes.ml_dtypes is not None else None,
     }
     if print_:
         width = max(map(len, info))

@@ -7,29 +7,36 @@ matching shapes and dtypes, and ``classes >= 1``.
 """
 import numpy as np
 
-from minigrad import _xent
+from minigrad import _dtypes, _xent
 from minigrad._config import threads_for
 
 __all__ = ["dense_loss_backprop", "sparse_loss_backprop", "LOGIT_DTYPES"]
 
-# dtype(s) -> (kernel, whether float16 travels as uint16 bits: Cython has no half type).
-# One dict lookup picks both; comparing dtypes with ``==`` per argument cost more
-# than a short kernel call (~0.5 us per call at [128, 10], measured).
-_DENSE = {
-    np.dtype(np.float16): (_xent.dense_f16, True),
-    np.dtype(np.float32): (_xent.dense_f32, False),
-    np.dtype(np.float64): (_xent.dense_f64, False),
-}
-_SPARSE = {
-    (np.dtype(np.float16), np.dtype(np.int32)): (_xent.sparse_f16_i32, True),
-    (np.dtype(np.float16), np.dtype(np.int64)): (_xent.sparse_f16_i64, True),
-    (np.dtype(np.float32), np.dtype(np.int32)): (_xent.sparse_f32_i32, False),
-    (np.dtype(np.float32), np.dtype(np.int64)): (_xent.sparse_f32_i64, False),
-    (np.dtype(np.float64), np.dtype(np.int32)): (_xent.sparse_f64_i32, False),
-    (np.dtype(np.float64), np.dtype(np.int64)): (_xent.sparse_f64_i64, False),
-}
+_I32, _I64 = np.dtype(np.int32), np.dtype(np.int64)
+
+# dtype(s) -> (kernel, whether the logits travel as uint16 bits: Cython has no half or
+# bfloat16 type). One dict lookup picks both; comparing dtypes with ``==`` per argument
+# cost more than a short kernel call (~0.5 us per call at [128, 10], measured).
+# bfloat16 only with the optional ml_dtypes (_dtypes.bfloat16 is None without it).
+_DENSE = {dtype: entry for dtype, entry in [
+    (_dtypes.float16, (_xent.dense_f16, True)),
+    (_dtypes.bfloat16, (_xent.dense_bf16, True)),
+    (_dtypes.float32, (_xent.dense_f32, False)),
+    (_dtypes.float64, (_xent.dense_f64, False)),
+] if dtype is not None}
+_SPARSE = {(dtype, index): entry for dtype, index, entry in [
+    (_dtypes.float16, _I32, (_xent.sparse_f16_i32, True)),
+    (_dtypes.float16, _I64, (_xent.sparse_f16_i64, True)),
+    (_dtypes.bfloat16, _I32, (_xent.sparse_bf16_i32, True)),
+    (_dtypes.bfloat16, _I64, (_xent.sparse_bf16_i64, True)),
+    (_dtypes.float32, _I32, (_xent.sparse_f32_i32, False)),
+    (_dtypes.float32, _I64, (_xent.sparse_f32_i64, False)),
+    (_dtypes.float64, _I32, (_xent.sparse_f64_i32, False)),
+    (_dtypes.float64, _I64, (_xent.sparse_f64_i64, False)),
+] if dtype is not None}
 
 LOGIT_DTYPES = tuple(_DENSE)
+_LOGIT_NAMES = ", ".join(str(d) for d in LOGIT_DTYPES[:-1]) + f" or {LOGIT_DTYPES[-1]}"
 
 
 def _c_aligned(a):
@@ -48,7 +55,7 @@ def _check_logits(logits):
     if logits.shape[1] < 1:
         raise ValueError(f"logits must have at least one class, got shape {logits.shape}")
     if logits.dtype not in _DENSE:
-        raise TypeError(f"logits must be float16, float32 or float64, got {logits.dtype}")
+        raise TypeError(f"logits must be {_LOGIT_NAMES}, got {logits.dtype}")
 
 
 def dense_loss_backprop(logits, labels):
@@ -56,20 +63,28 @@ def dense_loss_backprop(logits, labels):
 
     Parameters
     ----------
-    logits : ndarray, shape [batch, classes], float16/32/64
+    logits : ndarray, shape [batch, classes], float16, bfloat16 (with ml_dtypes), float32
+        or float64. float16 and bfloat16 are computed in float32 and rounded once.
     labels : ndarray, same shape and dtype as logits
 
     Returns
     -------
     loss : ndarray [batch], ``sum_j labels_j * (logsumexp(logits) - logits_j)``
     backprop : ndarray [batch, classes], ``softmax(logits) - labels``
+    stats : ndarray [batch, 2], float64: each row's max logit ``m`` and
+        ``log(sum_k exp(logits_k - m))``, as the kernel computed them (in float32 for
+        float16/bfloat16). ``logsumexp = m + stats[:, 1]``, and ``-log_softmax(logits)_j =
+        (m - logits_j) + stats[:, 1]`` can be formed in float64 and rounded once. Both are
+        NaN for a row whose log-sum-exp is not finite (a NaN or +inf logit, or only -inf).
 
     Examples
     --------
     >>> import numpy as np
-    >>> loss, backprop = dense_loss_backprop(np.array([[0.0, 0.0]]), np.array([[1.0, 0.0]]))
+    >>> loss, backprop, stats = dense_loss_backprop(np.array([[0.0, 0.0]]), np.array([[1.0, 0.0]]))
     >>> loss, backprop
     (array([0.69314718]), array([[-0.5,  0.5]]))
+    >>> stats            # max 0, log(e^0 + e^0) = log 2
+    array([[0.        , 0.69314718]])
     """
     _check_logits(logits)
     if not isinstance(labels, np.ndarray) or labels.dtype != logits.dtype:
@@ -79,15 +94,14 @@ def dense_loss_backprop(logits, labels):
         raise ValueError(f"labels shape {labels.shape} does not match logits shape {logits.shape}")
     logits = _c_aligned(logits)   # copies only if needed; inputs are never written
     labels = _c_aligned(labels)
-    loss = np.empty(logits.shape[0], logits.dtype)
-    backprop = np.empty(logits.shape, logits.dtype)
-    kernel, half = _DENSE[logits.dtype]
-    if half:
+    loss, backprop, stats = _xent.empty_outputs(logits)
+    kernel, bits = _DENSE[logits.dtype]
+    if bits:
         kernel(logits.view(np.uint16), labels.view(np.uint16), loss.view(np.uint16),
-               backprop.view(np.uint16), threads_for(logits.size))
+               backprop.view(np.uint16), stats, threads_for(logits.size))
     else:
-        kernel(logits, labels, loss, backprop, threads_for(logits.size))
-    return loss, backprop
+        kernel(logits, labels, loss, backprop, stats, threads_for(logits.size))
+    return loss, backprop, stats
 
 
 def sparse_loss_backprop(logits, labels, labels_shape=None):
@@ -95,7 +109,7 @@ def sparse_loss_backprop(logits, labels, labels_shape=None):
 
     Parameters
     ----------
-    logits : ndarray, shape [batch, classes], float16/32/64
+    logits : ndarray, shape [batch, classes], float16, bfloat16, float32 or float64
     labels : ndarray, shape [batch], int32 or int64, each in ``[0, classes)``
     labels_shape : tuple, optional
         The caller's original label shape (``labels`` is its flattening); only
@@ -105,6 +119,8 @@ def sparse_loss_backprop(logits, labels, labels_shape=None):
     -------
     loss : ndarray [batch], ``logsumexp(logits) - logits[label]``
     backprop : ndarray [batch, classes], ``softmax(logits) - one_hot(labels)``
+    stats : ndarray [batch, 2], float64: max and log-sum per row, as in
+        ``dense_loss_backprop``
 
     Raises
     ------
@@ -115,7 +131,8 @@ def sparse_loss_backprop(logits, labels, labels_shape=None):
     Examples
     --------
     >>> import numpy as np
-    >>> sparse_loss_backprop(np.array([[0.0, 0.0]]), np.array([0]))
+    >>> loss, backprop, stats = sparse_loss_backprop(np.array([[0.0, 0.0]]), np.array([0]))
+    >>> loss, backprop
     (array([0.69314718]), array([[-0.5,  0.5]]))
     """
     _check_logits(logits)
@@ -128,17 +145,16 @@ def sparse_loss_backprop(logits, labels, labels_shape=None):
                          f"expected ({logits.shape[0]},)")
     logits = _c_aligned(logits)
     labels = _c_aligned(labels)
-    loss = np.empty(logits.shape[0], logits.dtype)
-    backprop = np.empty(logits.shape, logits.dtype)
-    kernel, half = found
-    if half:
+    loss, backprop, stats = _xent.empty_outputs(logits)
+    kernel, bits = found
+    if bits:
         bad = kernel(logits.view(np.uint16), labels, loss.view(np.uint16), backprop.view(np.uint16),
-                     threads_for(logits.size))
+                     stats, threads_for(logits.size))
     else:
-        bad = kernel(logits, labels, loss, backprop, threads_for(logits.size))
+        bad = kernel(logits, labels, loss, backprop, stats, threads_for(logits.size))
     if bad >= 0:
         shape = labels.shape if labels_shape is None else tuple(labels_shape)
         position = ", ".join(str(int(k)) for k in np.unravel_index(bad, shape)) or "()"
         raise ValueError(f"labels[{position}] = {labels[bad]} is out of range: "
                          f"expected a class index in [0, {logits.shape[1]})")
-    return loss, backprop
+    return loss, backprop, stats

@@ -14,14 +14,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minigrad import _config, _xent
+from minigrad import _config, _dtypes, _xent
 from minigrad._kernels import dense_loss_backprop, sparse_loss_backprop
 from minigrad._xent_reference import dense_loss_backprop_reference, sparse_loss_backprop_reference
 
-FLOATS = [np.float16, np.float32, np.float64]
+BF16 = _dtypes.bfloat16          # None without the optional ml_dtypes
+FLOATS = [np.dtype(d) for d in (np.float16, BF16, np.float32, np.float64) if d is not None]
 INTS = [np.int32, np.int64]
-# relative to the row's scale: float16 is computed in float32 and rounded once
+# relative to the row's scale: float16 and bfloat16 are computed in float32 and rounded once
+# (tests/test_kernels_exact.py holds every dtype to tighter, per-element bounds)
 EPS = {np.dtype(np.float16): 2e-3, np.dtype(np.float32): 3e-6, np.dtype(np.float64): 1e-12}
+if BF16 is not None:
+    EPS[BF16] = 1.6e-2
+# kernel name suffix and the array type the kernel takes
+SUFFIX = {np.dtype(np.float16): "f16", BF16: "bf16", np.dtype(np.float32): "f32",
+          np.dtype(np.float64): "f64"}
 
 
 def assert_matches(actual, expected, scale=1.0):
@@ -88,7 +95,7 @@ def test_dense_matches_reference(problem):
     logits, rng = make_logits(*problem)
     labels = random_probabilities(rng, logits.shape, logits.dtype)
     before = logits.copy(), labels.copy()
-    loss, backprop = dense_loss_backprop(logits, labels)
+    loss, backprop, _ = dense_loss_backprop(logits, labels)
     ref_loss, ref_backprop = dense_loss_backprop_reference(logits, labels)
     assert_matches(loss, ref_loss, scale=logit_scale(logits))
     assert_matches(backprop, ref_backprop)
@@ -101,7 +108,7 @@ def test_dense_matches_reference(problem):
 def test_sparse_matches_reference(problem, label_dtype):
     logits, rng = make_logits(*problem)
     labels = rng.integers(0, logits.shape[1], logits.shape[0]).astype(label_dtype)
-    loss, backprop = sparse_loss_backprop(logits, labels)
+    loss, backprop, _ = sparse_loss_backprop(logits, labels)
     ref_loss, ref_backprop = sparse_loss_backprop_reference(logits, labels)
     assert_matches(loss, ref_loss, scale=logit_scale(logits))
     assert_matches(backprop, ref_backprop)
@@ -113,8 +120,9 @@ def test_edge_shapes(shape, dtype):
     rng = np.random.default_rng(0)
     logits = rng.standard_normal(shape).astype(dtype)
     labels = rng.integers(0, shape[1], shape[0])
-    loss, backprop = sparse_loss_backprop(logits, labels)
+    loss, backprop, stats = sparse_loss_backprop(logits, labels)
     assert loss.shape == shape[:1] and backprop.shape == shape and loss.dtype == dtype
+    assert stats.shape == (shape[0], 2) and stats.dtype == np.float64
     assert_matches(loss, sparse_loss_backprop_reference(logits, labels)[0])
     dense = np.eye(shape[1], dtype=dtype)[labels]
     assert_matches(dense_loss_backprop(logits, dense)[1], backprop)
@@ -131,11 +139,11 @@ def test_hand_computed(dtype):
     # softmax rows: [1/2, 1/2], [3/4, 1/4], [~0, ~1], [1/2, 1/2]
     expected_loss = [np.log(2), -(0.25 * np.log(0.75) + 0.75 * np.log(0.25)), 1001.0, np.log(2)]
     expected_backprop = [[-0.5, 0.5], [0.5, -0.5], [-1.0, 1.0], [0.0, 0.0]]
-    loss, backprop = dense_loss_backprop(logits, labels)
+    loss, backprop, _ = dense_loss_backprop(logits, labels)
     tol = dict(rtol=EPS[np.dtype(dtype)] * 2, atol=EPS[np.dtype(dtype)] * 2)
     np.testing.assert_allclose(loss.astype(float), expected_loss, **tol)
     np.testing.assert_allclose(backprop.astype(float), expected_backprop, **tol)
-    loss, backprop = sparse_loss_backprop(logits[[0, 2]], np.array([0, 0]))
+    loss, backprop, _ = sparse_loss_backprop(logits[[0, 2]], np.array([0, 0]))
     np.testing.assert_allclose(loss.astype(float), [np.log(2), 1001.0], **tol)
 
 
@@ -151,7 +159,8 @@ def test_nonfinite_rows(dtype):
         [1e4, -1e4, 0.0],       # extreme but finite
     ], dtype)
     labels = np.array([[0.2, 0.3, 0.5], [0, 1, 0], [0, 1, 0], [1, 0, 0], [0.0, 0.5, 0.5], [0, 0, 1]], dtype)
-    loss, backprop = dense_loss_backprop(logits, labels)
+    loss, backprop, stats = dense_loss_backprop(logits, labels)
+    assert np.isnan(stats[1:4]).all() and np.isfinite(stats[[0, 4, 5]]).all()
     assert np.isnan(loss[1:4]).all() and np.isnan(backprop[1:4]).all()
     assert np.isfinite(loss[[0, 4, 5]]).all() and np.isfinite(backprop[[0, 4, 5]]).all()
     # the zero label at the -inf logit contributes its limit 0 (TensorFlow: 0 * inf = NaN)
@@ -160,9 +169,9 @@ def test_nonfinite_rows(dtype):
     if dtype != np.float16:
         np.testing.assert_allclose(float(loss[5]), 1e4, rtol=EPS[np.dtype(dtype)])
     # a non-zero label on a -inf logit costs infinitely much
-    inf_loss, _ = dense_loss_backprop(logits[4:5], np.array([[1, 0, 0]], dtype))
+    inf_loss, _, _ = dense_loss_backprop(logits[4:5], np.array([[1, 0, 0]], dtype))
     assert inf_loss[0] == np.inf
-    sparse_loss, sparse_backprop = sparse_loss_backprop(logits, np.array([2, 1, 1, 0, 0, 2]))
+    sparse_loss, sparse_backprop, _ = sparse_loss_backprop(logits, np.array([2, 1, 1, 0, 0, 2]))
     assert np.isnan(sparse_loss[1:4]).all() and np.isnan(sparse_backprop[1:4]).all()
     assert sparse_loss[4] == np.inf and np.isfinite(sparse_loss[[0, 5]]).all()
     for kernel, reference, lab in [(dense_loss_backprop, dense_loss_backprop_reference, labels),
@@ -175,8 +184,10 @@ def test_nonfinite_rows(dtype):
 def test_equal_logits_and_large_offsets():
     for offset in [0.0, 1e4, -1e4]:
         logits = np.full((3, 4), offset)
-        loss, backprop = sparse_loss_backprop(logits, np.array([0, 1, 3]))
+        loss, backprop, stats = sparse_loss_backprop(logits, np.array([0, 1, 3]))
         np.testing.assert_allclose(loss, np.log(4), rtol=1e-14)
+        assert (stats[:, 0] == offset).all()
+        np.testing.assert_allclose(stats[:, 1], np.log(4), rtol=1e-15)
         np.testing.assert_allclose(backprop.sum(axis=1), 0, atol=1e-15)
 
 
@@ -195,7 +206,7 @@ def test_finite_differences_equal_backprop():
     rng = np.random.default_rng(2)
     logits = rng.standard_normal((4, 6)) * 3
     labels = random_probabilities(rng, (4, 6), np.float64)
-    _, backprop = dense_loss_backprop(logits, labels)
+    _, backprop, _ = dense_loss_backprop(logits, labels)
     h = 1e-6
     numeric = np.empty_like(logits)
     for i, j in np.ndindex(*logits.shape):
@@ -253,7 +264,7 @@ def test_wrapper_errors(call, message):
 def test_releases_the_gil():
     logits = np.random.default_rng(3).standard_normal((20000, 2000)).astype(np.float32)
     labels = np.zeros(20000, np.int64)
-    loss, backprop = np.empty(20000, np.float32), np.empty_like(logits)
+    loss, backprop, stats = np.empty(20000, np.float32), np.empty_like(logits), np.empty((20000, 2))
     count, running, stop = [0], threading.Event(), threading.Event()
 
     def counter():
@@ -270,7 +281,7 @@ def test_releases_the_gil():
         time.sleep(0.01)
         before = count[0]
         start = time.perf_counter()
-        _xent.sparse_f32_i64(logits, labels, loss, backprop, 1)   # one thread: leave a core free
+        _xent.sparse_f32_i64(logits, labels, loss, backprop, stats, 1)   # one thread: leave a core free
         elapsed = time.perf_counter() - start
         during = count[0] - before
     finally:
@@ -289,18 +300,16 @@ def test_one_and_two_threads_agree_bitwise(dtype, classes):
     logits[17] = np.nan
     labels = rng.integers(0, classes, 1001)
     probabilities = random_probabilities(rng, logits.shape, dtype)
-    bits = np.uint16 if dtype == np.float16 else dtype
-    for kernel, lab in [(getattr(_xent, "dense_" + {np.float16: "f16", np.float32: "f32", np.float64: "f64"}[dtype]),
-                         probabilities.view(bits)),
-                        (getattr(_xent, "sparse_" + {np.float16: "f16", np.float32: "f32", np.float64: "f64"}[dtype]
-                                 + "_i64"), labels)]:
+    bits = np.uint16 if dtype.itemsize == 2 else dtype
+    for kernel, lab in [(getattr(_xent, "dense_" + SUFFIX[dtype]), probabilities.view(bits)),
+                        (getattr(_xent, "sparse_" + SUFFIX[dtype] + "_i64"), labels)]:
         results = []
         for threads in (1, 2):
-            loss, backprop = np.empty(1001, bits), np.empty((1001, classes), bits)
-            kernel(logits.view(bits), lab, loss, backprop, threads)
-            results.append((loss, backprop))
-        np.testing.assert_array_equal(results[0][0], results[1][0])
-        np.testing.assert_array_equal(results[0][1], results[1][1])
+            out = np.empty(1001, bits), np.empty((1001, classes), bits), np.empty((1001, 2))
+            kernel(logits.view(bits), lab, *out, threads)
+            results.append(out)
+        for one, two in zip(*results):
+            np.testing.assert_array_equal(one, two)
 
 
 def test_set_get_num_threads():
@@ -420,21 +429,30 @@ def test_short_rows_stay_inside_their_rows(dtype, classes, threads):
     probabilities = random_probabilities(rng, logits.shape, dtype)
     # outputs inside larger buffers: the guard elements after them must survive
     loss_buffer, backprop_buffer = np.full(batch + 32, 7.0, dtype), np.full(batch * classes + 32, 7.0, dtype)
+    stats_buffer = np.full(2 * batch + 32, 7.0)
     loss, backprop = loss_buffer[:batch], backprop_buffer[:batch * classes].reshape(batch, classes)
+    stats = stats_buffer[:2 * batch].reshape(batch, 2)
+
+    def guards_intact():
+        return ((loss_buffer[batch:] == 7).all() and (backprop_buffer[batch * classes:] == 7).all()
+                and (stats_buffer[2 * batch:] == 7).all())
+
     dense = getattr(_xent, "dense_" + SHORT[dtype])
-    assert dense(logits, probabilities, loss, backprop, threads) is None
-    assert (loss_buffer[batch:] == 7).all() and (backprop_buffer[batch * classes:] == 7).all()
+    assert dense(logits, probabilities, loss, backprop, stats, threads) is None
+    assert guards_intact()
     ref_loss, ref_backprop = dense_loss_backprop_reference(logits, probabilities)
     assert_matches(loss, ref_loss)
     assert_matches(backprop, ref_backprop)
     sparse = getattr(_xent, f"sparse_{SHORT[dtype]}_i64")
-    assert sparse(logits, labels, loss, backprop, threads) == -1
-    assert (loss_buffer[batch:] == 7).all() and (backprop_buffer[batch * classes:] == 7).all()
+    assert sparse(logits, labels, loss, backprop, stats, threads) == -1
+    assert guards_intact()
     ref_loss, ref_backprop = sparse_loss_backprop_reference(logits, labels)
     assert_matches(loss, ref_loss)
     assert_matches(backprop, ref_backprop)
     labels[[5, batch - 1]] = [classes, -1]
-    assert sparse(logits, labels, loss, backprop, threads) == 5
+    assert sparse(logits, labels, loss, backprop, stats, threads) == 5
+    assert guards_intact()
+    assert np.isnan(loss[[5, batch - 1]]).all() and np.isnan(stats[[5, batch - 1]]).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -457,21 +475,21 @@ def test_short_rows_special_rows(dtype, classes, threads):
     logits[zero_label_rows, 0] = -inf          # a -inf logit whose label is exactly 0
     probabilities[zero_label_rows, 0] = 0
     probabilities[zero_label_rows, 1:] = (1 / (classes - 1))
-    loss, backprop = np.empty(batch, dtype), np.empty((batch, classes), dtype)
-    getattr(_xent, "dense_" + SHORT[dtype])(logits, probabilities, loss, backprop, threads)
+    loss, backprop, stats = np.empty(batch, dtype), np.empty((batch, classes), dtype), np.empty((batch, 2))
+    getattr(_xent, "dense_" + SHORT[dtype])(logits, probabilities, loss, backprop, stats, threads)
     bad = nan_rows + neg_rows + pos_rows
     good = np.setdiff1d(np.arange(batch), bad)
-    assert np.isnan(loss[bad]).all() and np.isnan(backprop[bad]).all()
-    assert np.isfinite(loss[good]).all() and np.isfinite(backprop[good]).all()
+    assert np.isnan(loss[bad]).all() and np.isnan(backprop[bad]).all() and np.isnan(stats[bad]).all()
+    assert np.isfinite(loss[good]).all() and np.isfinite(backprop[good]).all() and np.isfinite(stats[good]).all()
     assert (backprop[zero_label_rows, 0] == 0).all()
     ref_loss, ref_backprop = dense_loss_backprop_reference(logits, probabilities)
     assert_matches(loss, ref_loss)
     assert_matches(backprop, ref_backprop)
     # a non-zero label on the -inf logit costs infinitely much
     probabilities[zero_label_rows, 0] = 0.5
-    getattr(_xent, "dense_" + SHORT[dtype])(logits, probabilities, loss, backprop, threads)
+    getattr(_xent, "dense_" + SHORT[dtype])(logits, probabilities, loss, backprop, stats, threads)
     assert (loss[zero_label_rows] == inf).all()
-    assert getattr(_xent, f"sparse_{SHORT[dtype]}_i64")(logits, labels, loss, backprop, threads) == -1
+    assert getattr(_xent, f"sparse_{SHORT[dtype]}_i64")(logits, labels, loss, backprop, stats, threads) == -1
     assert np.isnan(loss[bad]).all() and np.isnan(backprop[bad]).all()
     for got, want in zip((loss, backprop), sparse_loss_backprop_reference(logits, labels)):
         assert_matches(got, want)
@@ -479,26 +497,35 @@ def test_short_rows_special_rows(dtype, classes, threads):
 
 def test_kernel_argument_checks():
     logits, labels = np.zeros((4, 3), np.float32), np.zeros(4, np.int64)
-    loss, backprop = np.empty(4, np.float32), np.empty((4, 3), np.float32)
+    loss, backprop, stats = np.empty(4, np.float32), np.empty((4, 3), np.float32), np.empty((4, 2))
     readonly = np.empty((4, 3), np.float32)
     readonly.flags.writeable = False
     for args, message in [
-        ((logits.astype(np.float64), labels, loss, backprop), "logits must be a C-contiguous f4 array"),
-        ((np.zeros((4, 6), np.float32)[:, ::2], labels, loss, backprop), "logits must be a C-contiguous"),
-        ((logits, labels.astype(np.int32), loss, backprop), r"labels must be .* i8 array of shape \[4\]"),
-        ((logits, labels[:3], loss, backprop), "labels"),
-        ((logits, labels, loss, readonly), "backprop must be a C-contiguous writeable"),
-        ((logits, labels, loss, np.empty((4, 4), np.float32)), r"shape \[4, 3\]"),
-        ((logits[0], labels, loss, backprop), "2-D"),
+        ((logits.astype(np.float64), labels, loss, backprop, stats), "logits must be a C-contiguous f4 array"),
+        ((np.zeros((4, 6), np.float32)[:, ::2], labels, loss, backprop, stats), "logits must be a C-contiguous"),
+        ((logits, labels.astype(np.int32), loss, backprop, stats), r"labels must be .* i8 array of shape \[4\]"),
+        ((logits, labels[:3], loss, backprop, stats), "labels"),
+        ((logits, labels, loss, readonly, stats), "backprop must be a C-contiguous writeable"),
+        ((logits, labels, loss, np.empty((4, 4), np.float32), stats), r"shape \[4, 3\]"),
+        ((logits, labels, loss, backprop, np.empty((4, 2), np.float32)), r"stats must be .* f8 array of shape \[4, 2\]"),
+        ((logits, labels, loss, backprop, np.empty((4, 3))), r"stats .* shape \[4, 2\], got float64 \(4, 3\)"),
+        ((logits, labels, loss, backprop, np.empty((2, 4))[:, ::2]), "stats must be a C-contiguous"),
+        ((logits[0], labels, loss, backprop, stats), "2-D"),
     ]:
         with pytest.raises(ValueError, match=message):
             _xent.sparse_f32_i64(*args, 1)
+    readonly_stats = np.empty((4, 2))
+    readonly_stats.flags.writeable = False
+    with pytest.raises(ValueError, match=r"stats must be a C-contiguous writeable"):
+        _xent.dense_f32(logits, logits, loss, backprop, readonly_stats, 1)
     with pytest.raises(TypeError):
-        _xent.sparse_f32_i64(logits.tolist(), labels, loss, backprop, 1)
+        _xent.sparse_f32_i64(logits.tolist(), labels, loss, backprop, stats, 1)
+    with pytest.raises(TypeError):   # the stats argument is not optional
+        _xent.sparse_f32_i64(logits, labels, loss, backprop, 1)
     # inputs may be read-only
     readonly_logits = logits.copy()
     readonly_logits.flags.writeable = False
-    assert _xent.sparse_f32_i64(readonly_logits, labels, loss, backprop, 1) == -1
+    assert _xent.sparse_f32_i64(readonly_logits, labels, loss, backprop, stats, 1) == -1
 
 
 def test_all_minus_inf_rows_are_nan_on_every_path():
@@ -506,12 +533,14 @@ def test_all_minus_inf_rows_are_nan_on_every_path():
     for classes in (1, 5, 16, 17, 40):
         x = np.full((3, classes), -np.inf, np.float32)
         x[1] = 0.0
-        loss, backprop = sparse_loss_backprop(x, np.zeros(3, np.int64))
+        loss, backprop, stats = sparse_loss_backprop(x, np.zeros(3, np.int64))
         assert np.isnan(loss[[0, 2]]).all() and np.isfinite(loss[1])
-        assert np.isnan(backprop[[0, 2]]).all()
+        assert np.isnan(backprop[[0, 2]]).all() and np.isnan(stats[[0, 2]]).all()
         y = np.full((3, classes), 1.0 / classes, np.float32)
-        loss, backprop = dense_loss_backprop(x, y)
+        loss, backprop, stats = dense_loss_backprop(x, y)
         assert np.isnan(loss[[0, 2]]).all() and np.isfinite(loss[1])
+        assert np.isnan(stats[[0, 2]]).all()
+        np.testing.assert_allclose(stats[1], [0, np.log(classes)], rtol=2.3e-16, atol=0)  # exps all 1
 
 
 def test_misaligned_inputs_are_accepted():
@@ -519,7 +548,7 @@ def test_misaligned_inputs_are_accepted():
     x = raw[1:].view(np.float32).reshape(3, 10)  # offset by one byte
     assert not x.flags.aligned
     x[...] = np.arange(30, dtype=np.float32).reshape(3, 10) / 7
-    loss, _ = sparse_loss_backprop(x, np.array([0, 3, 9]))
+    loss, _, _ = sparse_loss_backprop(x, np.array([0, 3, 9]))
     ref, _ = sparse_loss_backprop_reference(np.array(x), np.array([0, 3, 9]))
     np.testing.assert_allclose(loss, ref, rtol=1e-6)
 
@@ -528,8 +557,8 @@ def test_thread_count_is_bounded_and_a_forked_child_runs_one_thread():
     with pytest.raises(ValueError, match="set_num_threads"):
         _config.set_num_threads(_config.MAX_THREADS + 1)
     x = np.zeros((4, 5), np.float32)
-    loss, bp = np.empty(4, np.float32), np.empty_like(x)
-    _xent.dense_f32(x, np.full_like(x, 0.2), loss, bp, 100000)  # capped to the rows
+    loss, bp, stats = np.empty(4, np.float32), np.empty_like(x), np.empty((4, 2))
+    _xent.dense_f32(x, np.full_like(x, 0.2), loss, bp, stats, 100000)  # capped to the rows
     np.testing.assert_allclose(loss, np.log(5.0), rtol=1e-6)
     if hasattr(os, "fork"):
         r, w = os.pipe()

@@ -89,14 +89,14 @@ def fused_dense(logits, labels, *, labels_grad="v2"):
         labels = stop_gradient(labels)
     elif labels_grad != "v2":
         raise ValueError(f"labels_grad must be 'v1' or 'v2', got {labels_grad!r}")
-    loss, backprop = _kernels.dense_loss_backprop(logits.data, labels.data)
+    loss, backprop, _ = _kernels.dense_loss_backprop(logits.data, labels.data)
     backprop = XentBackprop.apply(logits, labels, value=backprop)
     return XentLoss.apply(logits, labels, value=loss, backprop=backprop), backprop
 
 
 def fused_sparse(logits, labels, labels_shape=None):
     """(loss, backprop) tensors for 2-D ``logits`` and 1-D class-index ``labels`` (an array)."""
-    loss, backprop = _kernels.sparse_loss_backprop(logits.data, labels, labels_shape)
+    loss, backprop, _ = _kernels.sparse_loss_backprop(logits.data, labels, labels_shape)
     backprop = XentBackprop.apply(logits, value=backprop)
     return XentLoss.apply(logits, value=loss, backprop=backprop), backprop
 
