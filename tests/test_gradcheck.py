@@ -456,19 +456,10 @@ OPS = {
 }
 LABELS_FIRST_ORDER_ONLY = {"xent_v2", "soft_cross_entropy_v2"}
 
-BFLOAT16_UNSUPPORTED = {"cross_entropy_mean", "cross_entropy_none", "sparse_xent", "xent_v1_dim0",
-                        "xent_v2", "soft_cross_entropy_v2", "raw_dense", "raw_sparse"}
-ISSUE_7_BFLOAT16 = pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="issue 7: bfloat16 support in the ops (today this op raises TypeError on bfloat16 data)")
-
-
 def _op_cases():
     for name in sorted(OPS):
         for dtype in ("float64", "float32", "float16", "bfloat16"):
             marks = [needs_bfloat16] if dtype == "bfloat16" else []
-            if dtype == "bfloat16" and name in BFLOAT16_UNSUPPORTED:
-                marks.append(ISSUE_7_BFLOAT16)
             yield pytest.param(name, dtype, marks=marks, id=f"{name}-{dtype}")
 
 
