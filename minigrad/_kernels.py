@@ -58,7 +58,18 @@ def _check_logits(logits):
         raise TypeError(f"logits must be {_LOGIT_NAMES}, got {logits.dtype}")
 
 
-def dense_loss_backprop(logits, labels):
+def _scaled(backprop, scale):
+    """``backprop`` times ``scale``, in place: an interim second pass until the kernels take
+    the scale themselves."""
+    if scale != 1:
+        wide = backprop.astype(np.float32) if backprop.dtype.itemsize == 2 else backprop
+        np.multiply(wide, scale, out=wide, casting="unsafe")
+        if wide is not backprop:
+            backprop[...] = wide
+    return backprop
+
+
+def dense_loss_backprop(logits, labels, scale=1.0):
     """Softmax cross-entropy against probability rows, with its gradient.
 
     Parameters
@@ -66,6 +77,8 @@ def dense_loss_backprop(logits, labels):
     logits : ndarray, shape [batch, classes], float16, bfloat16 (with ml_dtypes), float32
         or float64. float16 and bfloat16 are computed in float32 and rounded once.
     labels : ndarray, same shape and dtype as logits
+    scale : float
+        Multiplies the backprop (a reduction folded in: 1/N for a mean); not the loss.
 
     Returns
     -------
@@ -101,10 +114,10 @@ def dense_loss_backprop(logits, labels):
                backprop.view(np.uint16), stats, threads_for(logits.size))
     else:
         kernel(logits, labels, loss, backprop, stats, threads_for(logits.size))
-    return loss, backprop, stats
+    return loss, _scaled(backprop, scale), stats
 
 
-def sparse_loss_backprop(logits, labels, labels_shape=None):
+def sparse_loss_backprop(logits, labels, labels_shape=None, scale=1.0):
     """Softmax cross-entropy against one class index per row, with its gradient.
 
     Parameters
@@ -114,6 +127,8 @@ def sparse_loss_backprop(logits, labels, labels_shape=None):
     labels_shape : tuple, optional
         The caller's original label shape (``labels`` is its flattening); only
         used to report where a bad label is.
+    scale : float
+        Multiplies the backprop, as in ``dense_loss_backprop``.
 
     Returns
     -------
@@ -157,4 +172,4 @@ def sparse_loss_backprop(logits, labels, labels_shape=None):
         position = ", ".join(str(int(k)) for k in np.unravel_index(bad, shape)) or "()"
         raise ValueError(f"labels[{position}] = {labels[bad]} is out of range: "
                          f"expected a class index in [0, {logits.shape[1]})")
-    return loss, backprop, stats
+    return loss, _scaled(backprop, scale), stats

@@ -161,7 +161,7 @@ def test_nn_uses_the_compiled_kernels(monkeypatch):
     calls = []
     for name in ("dense_loss_backprop", "sparse_loss_backprop"):
         real = getattr(_kernels, name)
-        monkeypatch.setattr(_kernels, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
+        monkeypatch.setattr(_kernels, name, lambda *a, real=real, name=name, **kw: calls.append(name) or real(*a, **kw))
     nn.softmax_cross_entropy_with_logits(labels=[[1.0, 0.0]], logits=[[0.0, 0.0]])
     nn.softmax_cross_entropy_with_logits_v2(labels=[[1.0, 0.0]], logits=[[0.0, 0.0]])
     nn.sparse_softmax_cross_entropy_with_logits(labels=[0], logits=[[0.0, 0.0]])
@@ -256,3 +256,94 @@ def test_second_order_is_accurate_in_low_precision(dtype, rtol):
     np.testing.assert_allclose(got[[0, 2]], exact[[0, 2]], rtol=rtol)
     # the big class: v_1 - s.v cancels in any formula, so only to the dtype's precision
     np.testing.assert_allclose(got, exact, atol=4 * np.finfo(dtype).eps)
+
+
+# -- the cached backprop as the gradient (no [N, C] pass in the common backward) -----------------
+def _capture_backprops(monkeypatch):
+    seen = []
+    for name in ("dense_loss_backprop", "sparse_loss_backprop"):
+        real = getattr(_kernels, name)
+
+        def spy(*a, real=real, **kw):
+            out = real(*a, **kw)
+            seen.append(out[1])
+            return out
+        monkeypatch.setattr(_kernels, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_sum_backward_hands_the_cached_backprop_to_the_logits(monkeypatch, dtype):
+    seen = _capture_backprops(monkeypatch)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5))
+    logits = mg.tensor(x, dtype=dtype, requires_grad=True)
+    labels = np.array([0, 1, 2, 3, 4, 0])
+    nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits).sum().backward()
+    assert logits.grad.data is seen[-1]                  # the kernel's array itself, no copy
+    _, expected = sparse_loss_backprop_reference(logits.data.astype(np.float64), labels)
+    np.testing.assert_allclose(logits.grad.data.astype(np.float64), expected, rtol=1e-3, atol=1e-3)
+    probs = mg.tensor(np.eye(5)[labels], dtype=dtype)
+    logits.grad = None
+    nn.softmax_cross_entropy_with_logits(labels=probs, logits=logits).sum().backward()
+    assert logits.grad.data is seen[-1]
+
+
+def test_other_upstreams_and_walks_get_a_new_array(monkeypatch):
+    seen = _capture_backprops(monkeypatch)
+    logits = mg.tensor(np.random.default_rng(1).standard_normal((4, 3)), requires_grad=True)
+    labels = np.array([0, 1, 2, 1])
+    loss = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    (loss * mg.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()   # not uniform
+    assert logits.grad.data is not seen[-1]
+    np.testing.assert_allclose(logits.grad.data, seen[-1] * np.array([[1.0], [2.0], [3.0], [4.0]]),
+                               rtol=1e-6)
+    # retain_graph: the graph (and its cached array) must survive for the second walk
+    logits.grad = None
+    loss = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits).sum()
+    loss.backward(retain_graph=True)
+    first = logits.grad.data.copy()
+    assert logits.grad.data is not seen[-1]
+    logits.grad.data[...] = 99.0                                 # a user scribbling on .grad
+    logits.grad = None
+    loss.backward()
+    np.testing.assert_array_equal(logits.grad.data, first)
+
+
+def test_create_graph_and_second_derivatives_through_the_fast_path():
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    logits = mg.tensor(x, dtype="float64", requires_grad=True)
+    labels = np.array([1, 0, 3])
+    loss = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits).sum()
+    (g,) = mg.grad(loss, logits, create_graph=True)
+    s = np.exp(x - x.max(axis=1, keepdims=True))
+    s /= s.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(g.data, s - np.eye(4)[labels], rtol=1e-12)
+    v = np.random.default_rng(3).standard_normal((3, 4))
+    (hv,) = mg.grad((g * v).sum(), logits)                       # Hessian-vector product
+    expected = s * (v - (v * s).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(hv.data, expected, rtol=1e-10, atol=1e-14)
+    assert mg.gradgradcheck(lambda z: nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=z).sum(), [logits])
+
+
+def test_a_user_holding_the_raw_ops_backprop_keeps_it():
+    logits = mg.tensor(np.random.default_rng(4).standard_normal((3, 4)), requires_grad=True)
+    loss, backprop = raw.SparseSoftmaxCrossEntropyWithLogits(features=logits, labels=[0, 1, 2])
+    kept = backprop.data.copy()
+    loss.sum().backward()
+    assert not np.shares_memory(logits.grad.data, backprop.data)
+    np.testing.assert_array_equal(backprop.data, kept)
+    np.testing.assert_array_equal(logits.grad.data, kept)
+    logits.grad.data[...] = 0.0
+    np.testing.assert_array_equal(backprop.data, kept)
+
+
+def test_v2_label_gradient_is_minus_log_softmax_without_cancellation():
+    # formed as (max - x) + log(sum), not x - logsumexp(x): at 1e8 the latter gives 0
+    x = np.array([[1e8, 1e8], [1e4, 10001.0]], np.float32)
+    labels = mg.tensor(np.array([[0.5, 0.5], [0.0, 1.0]], np.float32), requires_grad=True)
+    nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=x).sum().backward()
+    exact = np.array([[np.log(2), np.log(2)], [1.3132616875182228, 0.31326168751822286]])
+    # within an ulp: the kernel's log-sum carries float32's exp error (1.31326169 is a near tie)
+    np.testing.assert_allclose(labels.grad.data, exact, rtol=2.0 ** -23, atol=0)

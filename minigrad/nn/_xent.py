@@ -23,8 +23,10 @@ import math
 
 import numpy as np
 
-from .. import _kernels
-from .._autograd import Op, stop_gradient
+from .. import _kernels, _ops
+from .._autograd import Op, graph_private_buffers, stop_gradient
+from .._dtypes import opmath
+from .._ops import astype
 from .._tensor import Tensor
 
 __all__ = [
@@ -38,67 +40,123 @@ _FLOAT_DTYPES = tuple(_kernels.LOGIT_DTYPES)   # the dtypes the kernels compute
 
 
 class XentBackprop(Op):
-    """backprop = softmax(logits) - labels, computed by the kernel and handed in as ``value``.
+    """backprop = scale * (softmax(logits) - labels), computed by the kernel (``value``).
 
-    A cotangent reaches this node only when a gradient is differentiated again: the loss's
-    VJP multiplies by this tensor.
+    ``scale`` is 1 for TensorFlow's functions and the raw ops; the PyTorch-style helpers fold
+    their reduction into it (1/N for a mean), so that the loss's backward can hand this very
+    array to the logits. A cotangent reaches this node only when a gradient is differentiated
+    again: the loss's VJP multiplies by this tensor.
     """
 
-    def __init__(self, value):
-        self.value = value
+    opmath = False  # the kernel computes in float32 or wider and rounds once
+
+    def __init__(self, value, stats, scale=1.0):
+        self.value, self.stats, self.scale = value, stats, scale
 
     def forward(self, logits, labels=None):
         return self.value
 
     def vjp(self, g, out):
-        # d(softmax - labels) = (diag(s) - s s^T) dlogits - dlabels. s is recomputed from the
-        # logits, recorded so that higher orders work (out + labels would cancel in float16).
+        # d(softmax - labels) = (diag(s) - s s^T) dlogits - dlabels, times scale. s is formed
+        # from the logits and the kernel's row statistics (float64, rounded once), recorded
+        # so that higher orders work; out + labels would cancel in float16. The product runs
+        # in float32 or wider and the base class rounds it once.
+        logits = self.inputs[0]
+        if self.scale != 1:
+            g = g * self.scale
         g_logits = None
         if self.needs[0]:
-            s = self.inputs[0].softmax(axis=-1)
+            wide = opmath(logits.dtype)
+            s = _ops.SoftmaxGivenStats.apply(astype(logits, wide), axis=-1, stats=self.stats)
+            g = astype(g, wide)
             g_logits = s * (g - (g * s).sum(axis=-1, keepdims=True))
         return (g_logits,) if len(self.inputs) == 1 else (g_logits, -g)
 
 
 class XentLoss(Op):
-    """loss = sum_j labels_j * (logsumexp(logits) - logits_j) per row, computed by the kernel."""
+    """loss = sum_j labels_j * (logsumexp(logits) - logits_j) per row, computed by the kernel.
 
-    def __init__(self, value, backprop):
-        self.value, self.backprop = value, backprop
+    ``private`` says that nothing outside the graph holds the backprop tensor (TensorFlow's
+    functions and the PyTorch-style helpers return only the loss; the raw ops return the
+    backprop too). Then, when the walk records nothing and frees the graph, the common
+    backward, a uniform upstream equal to the backprop's ``scale`` (a ``.sum()`` of
+    TensorFlow's loss, or the helpers' own reduction), hands the cached array to the logits as
+    their gradient: no [N, C] pass at all.
+    """
+
+    opmath = False  # the kernel computes in float32 or wider and rounds once
+
+    def __init__(self, value, backprop, private=False):
+        self.value, self.backprop, self.private = value, backprop, private
 
     def forward(self, logits, labels=None):
         return self.value
 
     def vjp(self, g, out):
-        # d loss / d logits = softmax - labels = backprop; d loss / d labels = -log_softmax.
-        g = g.reshape(g.shape + (1,))
-        g_logits = g * self.backprop if self.needs[0] else None
+        # d loss / d logits = softmax - labels = backprop / scale;
+        # d loss / d labels = -log_softmax(logits), from the kernel's row statistics.
+        g_logits = None
+        if self.needs[0]:
+            g_logits = self._handed_over(g)
+            if g_logits is None:
+                scale = self.backprop.node.scale if self.backprop.node is not None else 1.0
+                g_col = (g if scale == 1 else g / scale).reshape(g.shape + (1,))
+                g_logits = g_col * self.backprop
         if len(self.inputs) == 1:
             return (g_logits,)
-        g_labels = -g * self.inputs[0].log_softmax(axis=-1) if self.needs[1] else None
+        g_labels = None
+        if self.needs[1]:
+            logits = self.inputs[0]
+            wide = opmath(logits.dtype)
+            stats = self.backprop.node.stats
+            log_softmax = _ops.LogSoftmaxGivenStats.apply(astype(logits, wide), axis=-1,
+                                                          stats=stats)
+            g_labels = -astype(g, wide).reshape(g.shape + (1,)) * log_softmax
         return g_logits, g_labels
 
+    def _handed_over(self, g):
+        """The cached backprop itself as the logits' gradient, when that is safe, else None."""
+        node = self.backprop.node
+        if not (self.private and node is not None and graph_private_buffers()):
+            return None
+        upstream = g.data
+        if upstream.shape != self.value.shape or upstream.size == 0:
+            return None
+        first = upstream.flat[0]
+        if first != node.scale or not (upstream == first).all():
+            return None
+        return Tensor._wrap(self.backprop.data)
 
-def fused_dense(logits, labels, *, labels_grad="v2"):
+
+def _fused(logits, labels, loss, backprop, stats, scale, private):
+    """Record the kernel's outputs as the two nodes (labels may be None: sparse)."""
+    inputs = (logits,) if labels is None else (logits, labels)
+    backprop = XentBackprop.apply(*inputs, value=backprop, stats=stats, scale=scale)
+    return XentLoss.apply(*inputs, value=loss, backprop=backprop, private=private), backprop
+
+
+def fused_dense(logits, labels, *, labels_grad="v2", scale=1.0, private=False):
     """(loss, backprop) tensors for 2-D ``logits`` and probability ``labels`` of one dtype.
 
     ``labels_grad`` is the switch between TensorFlow's two versions: ``"v1"`` treats the
-    labels as constants, ``"v2"`` lets gradients flow into them.
+    labels as constants, ``"v2"`` lets gradients flow into them. ``scale`` multiplies the
+    backprop (a reduction known at the call); ``private`` says the caller never hands the
+    backprop out (see ``XentLoss``).
     """
     if labels_grad == "v1":
         labels = stop_gradient(labels)
     elif labels_grad != "v2":
         raise ValueError(f"labels_grad must be 'v1' or 'v2', got {labels_grad!r}")
-    loss, backprop, _ = _kernels.dense_loss_backprop(logits.data, labels.data)
-    backprop = XentBackprop.apply(logits, labels, value=backprop)
-    return XentLoss.apply(logits, labels, value=loss, backprop=backprop), backprop
+    loss, backprop, stats = _kernels.dense_loss_backprop(logits.data, labels.data, scale=scale)
+    return _fused(logits, labels, loss, backprop, stats, scale, private)
 
 
-def fused_sparse(logits, labels, labels_shape=None):
-    """(loss, backprop) tensors for 2-D ``logits`` and 1-D class-index ``labels`` (an array)."""
-    loss, backprop, _ = _kernels.sparse_loss_backprop(logits.data, labels, labels_shape)
-    backprop = XentBackprop.apply(logits, value=backprop)
-    return XentLoss.apply(logits, value=loss, backprop=backprop), backprop
+def fused_sparse(logits, labels, labels_shape=None, *, scale=1.0, private=False):
+    """(loss, backprop) tensors for 2-D ``logits`` and 1-D class-index ``labels`` (an array);
+    ``scale`` and ``private`` as for :func:`fused_dense`."""
+    loss, backprop, stats = _kernels.sparse_loss_backprop(logits.data, labels, labels_shape,
+                                                          scale=scale)
+    return _fused(logits, None, loss, backprop, stats, scale, private)
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -160,7 +218,7 @@ def _dense(labels, logits, axis, keyword, labels_grad):
     batch_shape, classes = logits.shape[:-1], logits.shape[-1]
     batch = math.prod(batch_shape)
     loss, _ = fused_dense(logits.reshape(batch, classes), labels.reshape(batch, classes),
-                          labels_grad=labels_grad)
+                          labels_grad=labels_grad, private=True)
     return loss.reshape(batch_shape)
 
 
@@ -284,5 +342,6 @@ def sparse_softmax_cross_entropy_with_logits(*, labels, logits, name=None):
     if classes == 0:
         raise ValueError(f"logits must have at least one class, got shape {logits.shape}")
     batch = label_array.size
-    loss, _ = fused_sparse(logits.reshape(batch, classes), label_array.reshape(batch), label_array.shape)
+    loss, _ = fused_sparse(logits.reshape(batch, classes), label_array.reshape(batch),
+                           label_array.shape, private=True)
     return loss.reshape(label_array.shape)
