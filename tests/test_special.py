@@ -88,12 +88,25 @@ def test_special_values_dtypes_and_symmetry():
     y = RNG.uniform(-8, 8, 1000)
     np.testing.assert_array_equal(erf_array(-y), -erf_array(y))
     np.testing.assert_allclose(erfc_array(-y), 2 - erfc_array(y), rtol=0, atol=4e-16)
-    # float32 is the float64 result rounded once; integers become floats as in numpy
-    y32 = y.astype(np.float32)
-    assert erf_array(y32).dtype == np.float32
-    np.testing.assert_array_equal(erf_array(y32), erf_array(y32.astype(np.float64)).astype(np.float32))
+    # integers become floats as in numpy's unary functions
     assert erf_array(np.array([1, 2])).dtype == np.float64
     assert erf_array(np.array([[]])).shape == (1, 0)
+
+
+def test_float32_is_computed_in_float32_within_a_few_float32_ulps():
+    x = np.concatenate([RNG.uniform(-10, 10, 20000),
+                        10.0 ** RNG.uniform(-40, 1, 10000) * RNG.choice([-1, 1], 10000)]).astype(np.float32)
+    for fn, limit in ((erf_array, 1.0), (erfc_array, 5.0)):
+        got = fn(x)
+        assert got.dtype == np.float32
+        exact = fn(x.astype(np.float64))  # float64 is within 3 float64 ulps: exact enough here
+        normal = np.abs(exact) >= np.finfo(np.float32).tiny
+        spacing = np.spacing(np.abs(exact[normal]).astype(np.float32)).astype(np.float64)
+        worst = (np.abs(got[normal] - exact[normal]) / spacing).max()
+        assert worst <= limit, (fn.__name__, worst)
+    half = erf_array(np.array([0.5, -2.0], dtype=np.float16))  # computed in float32
+    assert half.dtype == np.float16
+    np.testing.assert_array_equal(half, erf_array(np.array([0.5, -2.0])).astype(np.float16))
 
 
 def test_gaussian_keeps_the_bits_that_rounding_x_squared_would_lose(mp):

@@ -1,24 +1,26 @@
 """The error function and the activation built on it, GELU.
 
 numpy has no ``erf``. This module evaluates the rational minimax approximations of Sun's
-fdlibm (``s_erf.c``, 1993, as in FreeBSD's msun and glibc), vectorized over five ranges of
-``y = |x|``, their coefficients quoted below:
+fdlibm (``s_erf.c``, 1993, as in FreeBSD's msun and glibc) in float64, and for float32 those of
+FreeBSD's ``s_erff.c`` (lower degrees fitted to float precision by S. Kargl, 2014), vectorized
+over five ranges of ``y = |x|``; the coefficients are quoted below:
 
 * ``y < 0.84375``: ``erf(x) = x + x R(x^2)`` (the leading ``x`` is exact, so the rational
   part only corrects a value already close);
-* ``0.84375 <= y < 1.25``: ``erf(y) = c + P(y - 1) / Q(y - 1)``, ``c`` a 24-bit constant near
+* ``0.84375 <= y < 1.25``: ``erf(y) = c + P(y - 1) / Q(y - 1)``, ``c`` a short constant near
   ``erf(1)``;
-* ``1.25 <= y < 1/0.35`` and ``1/0.35 <= y < 28``: ``erfc(y) = exp(-z^2 - 0.5625) exp((z - y)
-  (z + y) + R(1/y^2) / S(1/y^2)) / y``, where ``z`` is ``y`` with the low 32 bits of its
-  mantissa cleared: ``z^2 + 0.5625`` is then exact, and the rational part is a small
-  correction added inside the second exponential;
-* ``y >= 28``: ``erfc(y)`` underflows to 0 (and ``erf`` is ``+-1`` from ``y >= 6``).
+* up to ``1/0.35`` and beyond: ``erfc(y) = exp(-z^2 - 0.5625) exp((z - y)(z + y) + R(1/y^2) /
+  S(1/y^2)) / y``, where ``z`` is ``y`` with the low half of its mantissa cleared, so that
+  ``z^2 + 0.5625`` is exact and the rational part is a small correction inside the second
+  exponential;
+* ``y >= 28`` (float32: 11): ``erfc(y)`` underflows to 0 and ``erf`` is ``+-1``.
 
-``erf`` of the upper ranges is ``1 - erfc``; ``erfc(-y) = 2 - erfc(y)``. Arithmetic is in
-float64 whatever the input (float32 results are the float64 ones rounded once). Measured
-against mpmath over a sweep of magnitudes (``tests/test_special.py``): ``erf`` within 1 ulp
-(0.85 at worst); ``erfc`` within 2.5 ulps where its result is a normal number, as glibc's
-``erfc`` (the same scheme: its tail is a product of two rounded exponentials).
+``erf`` of the upper ranges is ``1 - erfc``; ``erfc(-y) = 2 - erfc(y)``. float64 data is
+computed in float64; float32, float16 and bfloat16 in float32. Measured against mpmath over a
+sweep of magnitudes (``tests/test_special.py``): in float64, ``erf`` within 1 ulp (0.85 at
+worst) and ``erfc`` within 2.5 ulps where its result is a normal number, as glibc's ``erfc``
+(the same scheme: its tail is a product of two rounded exponentials); in float32, ``erf``
+within 1 and ``erfc`` within 5 float32 ulps.
 
 Derivatives are taken from the input: ``d erf(x) = 2/sqrt(pi) exp(-x^2) dx`` through the
 accurate Gaussian below, and GELU's through its own derivative ops.
@@ -34,30 +36,49 @@ from .._tensor import as_tensor
 
 __all__ = ["erf", "erfc", "erf_array", "erfc_array", "gelu"]
 
-# fdlibm's coefficients, lowest degree first; each denominator's constant term is 1.
-_ERX = 8.45062911510467529297e-01  # erf(1) rounded to 24 bits
-_PP = (1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
-       -5.77027029648944159157e-03, -2.37630166566501626084e-05)
-_QQ = (1.0, 3.97917223959155352819e-01, 6.50222499887672944485e-02, 5.08130628187576562776e-03,
-       1.32494738004321644526e-04, -3.96022827877536812320e-06)
-_PA = (-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
-       3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
-       -2.16637559486879084300e-03)
-_QA = (1.0, 1.06420880400844228286e-01, 5.40397917702171048937e-01, 7.18286544141962662868e-02,
-       1.26171219808761642112e-01, 1.36370839120290507362e-02, 1.19844998467991074170e-02)
-_RA = (-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e+01,
-       -6.23753324503260060396e+01, -1.62396669462573470355e+02, -1.84605092906711035994e+02,
-       -8.12874355063065934246e+01, -9.81432934416914548592e+00)
-_SA = (1.0, 1.96512716674392571292e+01, 1.37657754143519042600e+02, 4.34565877475229228821e+02,
-       6.45387271733267880336e+02, 4.29008140027567833386e+02, 1.08635005541779435134e+02,
-       6.57024977031928170135e+00, -6.04244152148580987438e-02)
-_RB = (-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e+01,
-       -1.60636384855821916062e+02, -6.37566443368389627722e+02, -1.02509513161107724954e+03,
-       -4.83519191608651397019e+02)
-_SB = (1.0, 3.03380607434824582924e+01, 3.25792512996573918826e+02, 1.53672958608443695994e+03,
-       3.19985821950859553908e+03, 2.55305040643316442583e+03, 4.74528541206955367215e+02,
-       -2.24409524465858183362e+01)
-_BOUNDS = (0.84375, 1.25, 1 / 0.35, 28.0)
+# Coefficients lowest degree first; each denominator's constant term is 1.
+_F64 = dict(  # fdlibm s_erf.c
+    erx=8.45062911510467529297e-01,  # erf(1) rounded to 24 bits: 1 - erx is exact
+    pp=(1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
+        -5.77027029648944159157e-03, -2.37630166566501626084e-05),
+    qq=(1.0, 3.97917223959155352819e-01, 6.50222499887672944485e-02, 5.08130628187576562776e-03,
+        1.32494738004321644526e-04, -3.96022827877536812320e-06),
+    pa=(-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
+        3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
+        -2.16637559486879084300e-03),
+    qa=(1.0, 1.06420880400844228286e-01, 5.40397917702171048937e-01, 7.18286544141962662868e-02,
+        1.26171219808761642112e-01, 1.36370839120290507362e-02, 1.19844998467991074170e-02),
+    ra=(-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e+01,
+        -6.23753324503260060396e+01, -1.62396669462573470355e+02, -1.84605092906711035994e+02,
+        -8.12874355063065934246e+01, -9.81432934416914548592e+00),
+    sa=(1.0, 1.96512716674392571292e+01, 1.37657754143519042600e+02, 4.34565877475229228821e+02,
+        6.45387271733267880336e+02, 4.29008140027567833386e+02, 1.08635005541779435134e+02,
+        6.57024977031928170135e+00, -6.04244152148580987438e-02),
+    rb=(-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e+01,
+        -1.60636384855821916062e+02, -6.37566443368389627722e+02, -1.02509513161107724954e+03,
+        -4.83519191608651397019e+02),
+    sb=(1.0, 3.03380607434824582924e+01, 3.25792512996573918826e+02, 1.53672958608443695994e+03,
+        3.19985821950859553908e+03, 2.55305040643316442583e+03, 4.74528541206955367215e+02,
+        -2.24409524465858183362e+01),
+    bounds=(0.84375, 1.25, 1 / 0.35, 28.0),  # the ranges of |x|
+)
+_F32 = dict(  # FreeBSD s_erff.c (r268590): errors below 2**-28 of the fitted functions
+    erx=8.42697144e-01,
+    pp=(1.28379166e-01, -3.36030394e-01, -1.86261395e-03),
+    qq=(1.0, 3.12324315e-01, 2.16070414e-02, -1.98859372e-03),
+    pa=(3.65041046e-06, 4.15109307e-01, -2.09395722e-01, 8.67677554e-02),
+    qa=(1.0, 4.95560974e-01, 3.71248513e-01, 3.92478965e-02),
+    ra=(-9.88156721e-03, -5.43658376e-01, -1.66828310e+00, -6.91554189e-01),
+    sa=(1.0, 4.48581553e+00, 4.10799170e+00, 5.53855181e-01),
+    rb=(-9.86496918e-03, -5.48049808e-01, -1.84115684e+00),
+    sb=(1.0, 4.87132740e+00, 3.04982710e+00, -7.61900663e-01),
+    bounds=(0.84375, 1.25, 2.85715, 11.0),
+)
+
+
+def _table(dtype):
+    return _F64 if dtype == np.float64 else _F32
+
 
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 _INV_SQRT2 = 1 / math.sqrt(2)
@@ -66,14 +87,15 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 def _float_of(x):
     """``x``'s float dtype (integers become floats as in numpy's unary functions) and ``x``
-    as float64 for the arithmetic."""
+    in the dtype the arithmetic runs in: float64 for float64, float32 for the others."""
     x = np.asarray(x)
     dtype = np.result_type(x.dtype, np.float16) if x.dtype.kind in "biu" else x.dtype
-    return dtype, x.astype(np.float64, copy=False)
+    work = np.float64 if dtype == np.float64 else np.float32
+    return dtype, x.astype(work, copy=False)
 
 
 def _poly(t, c):
-    """``c[0] + t (c[1] + t (c[2] + ...))``, Horner's rule in place."""
+    """``c[0] + t (c[1] + t (c[2] + ...))``, Horner's rule in place (in ``t``'s dtype)."""
     r = t * c[-1]
     r += c[-2]
     for ci in c[-3::-1]:
@@ -83,70 +105,106 @@ def _poly(t, c):
 
 
 def _high_bits(y):
-    """``y`` (float64, contiguous) with the low 32 bits of its mantissa cleared: 21 significant
-    bits, so that its square is exact (fdlibm's ``SET_LOW_WORD(z, 0)``)."""
-    return (y.view(np.uint64) & np.uint64(0xFFFFFFFF00000000)).view(np.float64)
+    """``y`` (contiguous) with the low half of its mantissa cleared, so that its square plus
+    0.5625 is exact: fdlibm's ``SET_LOW_WORD(z, 0)`` for float64, ``ix & 0xffffe000`` for
+    float32."""
+    if y.dtype == np.float64:
+        return (y.view(np.uint64) & np.uint64(0xFFFFFFFF00000000)).view(np.float64)
+    return (y.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
 
 
 def _exp_neg_square(y, c=1.0):
-    """``exp(-c y^2)`` for float64 ``y`` and ``c`` a power of 2, without the up to ``y^2``
-    ulps lost to rounding ``y^2``: ``-y^2 = -z^2 - (y - z)(y + z)`` with ``z^2`` exact."""
+    """``exp(-c y^2)`` for ``c`` a power of 2, without the up to ``y^2`` ulps lost to rounding
+    ``y^2``: ``-y^2 = -z^2 - (y - z)(y + z)`` with ``z^2`` exact."""
     shape = np.shape(y)
     y = np.minimum(np.abs(y), 40.0).reshape(-1)  # exp(-800) is already 0; keeps inf - inf out
     z = _high_bits(y)
-    return (np.exp(-c * (z * z)) * np.exp(-c * ((y - z) * (y + z)))).reshape(shape)
+    d = y - z
+    d *= y + z
+    d *= -c
+    r = np.exp(d, out=d)
+    z *= z
+    z *= -c
+    r *= np.exp(z, out=z)
+    return r.reshape(shape)
 
 
-def _erfc_tail(y, lower):
-    """``erfc(y)`` for float64 ``1.25 <= y < 28``; ``lower`` selects the ``y < 1/0.35`` fit."""
-    s = 1.0 / (y * y)
-    ratio = _poly(s, _RA) / _poly(s, _SA) if lower else _poly(s, _RB) / _poly(s, _SB)
+def _erfc_tail(y, c, lower):
+    """``erfc(y)`` in the two tail ranges; ``lower`` selects the ``y < 1/0.35`` fit."""
+    s = y * y
+    np.divide(1.0, s, out=s)
+    ratio = _poly(s, c["ra"]) / _poly(s, c["sa"]) if lower else \
+        _poly(s, c["rb"]) / _poly(s, c["sb"])
     z = _high_bits(y)
-    return np.exp(-z * z - 0.5625) * np.exp((z - y) * (z + y) + ratio) / y
+    ratio += (z - y) * (z + y)
+    r = np.exp(ratio, out=ratio)
+    z *= z
+    z += 0.5625
+    np.negative(z, out=z)
+    r *= np.exp(z, out=z)
+    r /= y
+    return r
 
 
 def _erf_parts(x, complement):
-    """erf(x) (``complement=False``) or erfc(x) of a float64 array, range by range."""
-    shape = x.shape
+    """erf(x) (``complement=False``) or erfc(x) of a float32 or float64 array.
+
+    Speed matters here (GELU calls it on every activation). numpy's boolean indexing and
+    ``np.where`` cost several arithmetic passes each, so the first range's formula, valid for
+    either sign, is evaluated on the whole array, and only the elements beyond it are gathered
+    by integer index, computed per range and put back. Passes are in place where possible:
+    a fresh activation-sized array can cost more in page faults than its arithmetic.
+    """
+    shape, c = x.shape, _table(x.dtype)
     x = x.reshape(-1)
-    y = np.abs(x)
-    which = np.searchsorted(_BOUNDS, y, side="right")  # NaN sorts last: range 4
-    out = np.empty_like(x)
-    for k in range(5):
-        mask = which == k
-        if not mask.any():
-            continue
-        whole = mask.all()
-        xs = x if whole else x[mask]
-        if k == 0:
-            r = xs * (_poly(xs * xs, _PP) / _poly(xs * xs, _QQ))
-            if not complement:
-                r += xs
-            else:  # 1 - erf; for x >= 1/4 as 0.5 - (x - 0.5 + x R), which cancels less
-                r = np.where(xs < 0.25, 1.0 - (xs + r), 0.5 - ((xs - 0.5) + r))
-        elif k == 1:
-            s = np.abs(xs) - 1.0
-            pq = _poly(s, _PA) / _poly(s, _QA)
-            if complement:
-                r = np.where(xs > 0, (1.0 - _ERX) - pq, 1.0 + (_ERX + pq))
-            else:
-                r = np.copysign(_ERX + pq, xs)
-        elif k in (2, 3):
-            e = _erfc_tail(np.abs(xs), lower=k == 2)
-            if complement:
-                r = np.where(xs > 0, e, 2.0 - e)
-            else:
-                r = np.copysign(1.0 - e, xs)
-        else:  # |x| >= 28, inf and NaN
-            if complement:
-                r = np.where(xs > 0, 0.0, 2.0)
-            else:
-                r = np.copysign(1.0, xs)
-            r = np.where(np.isnan(xs), xs, r)
-        if whole:
-            return r.reshape(shape)
-        out[mask] = r
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        t = x * x
+        r = _poly(t, c["pp"])
+        r /= _poly(t, c["qq"])
+        r *= x  # x R(x^2)
+        if complement:  # 1 - (x + x R) as 0.5 - ((x - 0.5) + x R): less cancellation near 1/2
+            r += np.subtract(x, 0.5, out=t)
+            out = np.subtract(0.5, r, out=r)
+        else:
+            out = np.add(x, r, out=r)
+        rest = np.flatnonzero(np.abs(x, out=t) >= c["bounds"][0])  # NaN stays in range 0
+        if rest.size:
+            xs = x[rest]
+            out[rest] = _erf_upper(xs, np.abs(xs), c, complement)
     return out.reshape(shape)
+
+
+def _erf_upper(x, y, c, complement):
+    """erf or erfc of the elements with ``y = |x| >= 0.84375`` (fdlibm's other ranges)."""
+    bounds = c["bounds"]
+    which = (y >= bounds[1]).view(np.int8) + (y >= bounds[2]).view(np.int8) \
+        + (y >= bounds[3]).view(np.int8)
+    out = np.empty_like(y)  # erf(y) or erfc(y), y > 0
+    for k in range(4):
+        idx = np.flatnonzero(which == k)
+        if not idx.size:
+            continue
+        ys = y if idx.size == y.size else y[idx]
+        if k == 0:  # erf(y) = erx + P/Q(y - 1); erfc = (1 - erx) - P/Q, 1 - erx exact
+            s = ys - 1.0
+            pq = _poly(s, c["pa"]) / _poly(s, c["qa"])
+            v = (1.0 - c["erx"]) - pq if complement else pq + c["erx"]
+        elif k < 3:
+            v = _erfc_tail(ys, c, lower=k == 1)
+            if not complement:
+                v = 1.0 - v
+        else:  # erfc underflows, erf is 1
+            v = np.full_like(ys, 0.0 if complement else 1.0)
+        if idx.size == y.size:
+            out = v
+        else:
+            out[idx] = v
+    if not complement:
+        return np.copysign(out, x)
+    neg = np.flatnonzero(x < 0)  # erfc(-y) = 2 - erfc(y)
+    if neg.size:
+        out[neg] = 2.0 - out[neg]
+    return out
 
 
 def erf_array(x):
@@ -173,8 +231,8 @@ class Gaussian(Op):
     """``exp(-y^2)`` evaluated from the input without rounding ``y^2`` first."""
 
     def forward(self, y):
-        dtype, y64 = _float_of(y)
-        return _exp_neg_square(y64).astype(dtype, copy=False)
+        dtype, yw = _float_of(y)
+        return _exp_neg_square(yw).astype(dtype, copy=False)
 
     def vjp(self, g, out):  # d exp(-y^2) = -2 y exp(-y^2) dy
         return (g * (-2 * self.inputs[0]) * out,)
@@ -199,8 +257,9 @@ class Erfc(Op):
 def erf(x):
     """The error function ``2/sqrt(pi) * integral_0^x exp(-t^2) dt``, elementwise.
 
-    Within 1 ulp in float64 (W. J. Cody's rational approximations); float32 results are the
-    float64 ones rounded once. The gradient is ``2/sqrt(pi) exp(-x^2)``.
+    fdlibm's rational approximations: within 1 ulp in float64; float32 (and float16,
+    bfloat16) computed in float32, within 1 float32 ulp. The gradient is
+    ``2/sqrt(pi) exp(-x^2)``.
 
     Examples
     --------
@@ -233,52 +292,90 @@ _K0 = math.sqrt(2 / math.pi)
 _K1 = 0.044715
 
 
-def _sigmoid64(v):
-    e = np.exp(-np.abs(v))
-    return np.where(v >= 0, 1 / (1 + e), e / (1 + e)), e
+def _normal_cdf(x):
+    """Phi(x) = erfc(-x / sqrt 2) / 2, without cancellation in the lower tail."""
+    z = x * -_INV_SQRT2
+    cdf = _erf_parts(z, complement=True)
+    cdf *= 0.5
+    return cdf
 
 
-def _tanh_parts(x):
-    """For float64 ``x``: ``s = sigmoid(2u)``, ``s (1 - s)`` without cancellation, and ``u'``."""
-    x2 = x * x
-    s, e = _sigmoid64(2 * _K0 * x * (1 + _K1 * x2))
-    s_one_minus_s = e / ((1 + e) * (1 + e))  # s (1 - s) = e / (1 + e)^2, e = exp(-|2u|)
-    return s, s_one_minus_s, _K0 * (1 + 3 * _K1 * x2)
+def _tanh_sigmoid(x):
+    """``s = sigmoid(2u)`` and ``e = exp(-|2u|)``. ``s = 1 / (1 + exp(-2u))`` is accurate for
+    either sign (where ``exp`` overflows, ``s`` is the right 0)."""
+    v = x * x
+    v *= _K1
+    v += 1.0
+    v *= x
+    v *= 2 * _K0  # v = 2u
+    s = np.negative(v)
+    with np.errstate(over="ignore"):
+        np.exp(s, out=s)
+    s += 1.0
+    np.divide(1.0, s, out=s)
+    e = np.abs(v, out=v)
+    np.negative(e, out=e)
+    return s, np.exp(e, out=e)
 
 
 class Gelu(Op):
-    """``x * Phi(x)``, Phi the standard normal CDF, ``Phi(x) = erfc(-x / sqrt(2)) / 2``."""
+    """``x * Phi(x)``, Phi the standard normal CDF, or the tanh form ``x * sigmoid(2u)``.
 
-    def __init__(self, approximate):
-        self.approximate = approximate
-
-    def forward(self, x):
-        dtype, x64 = _float_of(x)
-        if self.approximate == "tanh":
-            return (x64 * _tanh_parts(x64)[0]).astype(dtype, copy=False)
-        return (x64 * (0.5 * _erf_parts(-_INV_SQRT2 * x64, complement=True))).astype(dtype, copy=False)
-
-    def vjp(self, g, out):
-        return (g * GeluDerivative.apply(self.inputs[0], approximate=self.approximate),)
-
-
-class GeluDerivative(Op):
-    """GELU's derivative, computed from ``x``; its own VJP gives the second derivative.
-
-    exact: ``Phi(x) + x phi(x)``; tanh: ``s + 2 x s (1 - s) u'`` with ``s = sigmoid(2u)``.
+    The forward keeps Phi (or the sigmoid) for the derivative op, which needs it again.
     """
 
     def __init__(self, approximate):
         self.approximate = approximate
 
     def forward(self, x):
-        dtype, x64 = _float_of(x)
+        dtype, xw = _float_of(x)
         if self.approximate == "tanh":
-            s, sps, du = _tanh_parts(x64)
-            d = s + 2 * x64 * sps * du
+            self.part, self.e = _tanh_sigmoid(xw)
         else:
-            cdf = 0.5 * _erf_parts(-_INV_SQRT2 * x64, complement=True)
-            d = cdf + x64 * _INV_SQRT_2PI * _exp_neg_square(x64, 0.5)
+            self.part, self.e = _normal_cdf(xw), None
+        return (xw * self.part).astype(dtype, copy=False)
+
+    def vjp(self, g, out):
+        return (g * GeluDerivative.apply(self.inputs[0], approximate=self.approximate,
+                                         part=self.part, e=self.e),)
+
+
+class GeluDerivative(Op):
+    """GELU's derivative, computed from ``x``; its own VJP gives the second derivative.
+
+    exact: ``Phi(x) + x phi(x)``; tanh: ``s + 2 x s (1 - s) u'`` with ``s = sigmoid(2u)`` and
+    ``s (1 - s) = e / (1 + e)^2``, ``e = exp(-|2u|)`` (no cancellation). ``part`` and ``e``
+    are what the forward computed (None: computed here).
+    """
+
+    def __init__(self, approximate, part=None, e=None):
+        self.approximate, self.part, self.e = approximate, part, e
+
+    def forward(self, x):
+        dtype, xw = _float_of(x)
+        if self.approximate == "tanh":
+            s, e = (self.part, self.e) if self.part is not None else _tanh_sigmoid(xw)
+            d = xw * xw
+            d *= 3 * _K1
+            d += 1.0
+            d *= xw
+            d *= 2 * _K0  # x u' * 2
+            d *= e
+            e1 = e + 1.0
+            e1 *= e1
+            d /= e1
+            d += s
+        else:
+            cdf = self.part if self.part is not None else _normal_cdf(xw)
+            if xw.dtype == np.float64:
+                d = _exp_neg_square(xw, 0.5)
+            else:  # rounding x^2 costs at most x^2 / 2 float32 ulps of phi: in float32, fine
+                d = xw * xw
+                d *= -0.5
+                np.exp(d, out=d)
+            d *= xw
+            d *= _INV_SQRT_2PI
+            d += cdf
         return d.astype(dtype, copy=False)
 
     def vjp(self, g, out):
