@@ -18,11 +18,12 @@ from .. import _ops
 from .._checks import real
 from .._dtypes import as_dtype, is_float
 from .._tensor import Tensor, as_tensor
-from . import _attention, _embedding, _layer_norm, _special
+from . import _attention, _embedding, _layer_norm, _linear, _special
 
 __all__ = [
     # sequence layers
-    "embedding", "layer_norm", "gelu", "softmax", "log_softmax", "scaled_dot_product_attention",
+    "linear", "embedding", "layer_norm", "gelu", "softmax", "log_softmax",
+    "scaled_dot_product_attention",
 ]
 
 
@@ -34,6 +35,33 @@ def _float_tensor(x, name):
     if not is_float(x.dtype):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias``, as ``torch.nn.functional.linear``: one fused op.
+
+    ``input`` is ``[..., in_features]`` (any number of leading axes, flattened for one 2-D
+    product), ``weight`` ``[out_features, in_features]``, ``bias`` ``[out_features]``.
+
+    >>> w = minigrad.tensor([[1.0, 2.0], [0.0, 1.0], [1.0, 0.0]])
+    >>> F.linear(np.ones((4, 5, 2), np.float32), w, minigrad.tensor([0.5, 0.5, 0.5])).shape
+    (4, 5, 3)
+    """
+    x = _float_tensor(input, "input")
+    w = _float_tensor(weight, "weight")
+    if w.ndim != 2:
+        raise ValueError(f"weight must be 2-D [out_features, in_features], got shape {w.shape}")
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"input's last axis must have in_features = {w.shape[1]} elements, got "
+                         f"shape {x.shape}")
+    inputs = [x if x.ndim == 2 else _ops.reshape(x, (-1, w.shape[1])), w]
+    if bias is not None:
+        b = _float_tensor(bias, "bias")
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"bias must have shape (out_features,) = {(w.shape[0],)}, got {b.shape}")
+        inputs.append(b)
+    y = _linear.LinearOp.apply(*inputs)
+    return y if x.ndim == 2 else _ops.reshape(y, x.shape[:-1] + (w.shape[0],))
 
 
 def _index_array(input, num_embeddings):

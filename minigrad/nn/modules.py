@@ -28,7 +28,7 @@ from .. import _ops
 from .._checks import positive_int
 from .._random import as_generator
 from .._tensor import Tensor
-from . import init
+from . import functional as F, init
 from .losses import _check_reduction, cross_entropy
 
 __all__ = ["Module", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "Dropout",
@@ -349,8 +349,7 @@ class Linear(Module):
         if np.shape(x)[-1:] != (self.in_features,):
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects inputs "
                              f"whose last axis has size {self.in_features}, got shape {np.shape(x)}")
-        y = x @ self.weight.T
-        return y if self.bias is None else y + self.bias
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
