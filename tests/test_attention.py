@@ -101,7 +101,7 @@ def make_mask(kind, lead, L, S):
 
 
 @pytest.mark.parametrize("kind", MASKS)
-@pytest.mark.parametrize("lead,L,S", [((2, 3), 4, 5), ((2,), 3, 3), ((), 5, 2), ((2, 1), 1, 4)])
+@pytest.mark.parametrize("lead,L,S", [((2, 3), 4, 5), ((2,), 3, 3), ((), 5, 2), ((2, 1), 1, 4), ((1,), 2, 40)])
 def test_sdpa_matches_the_reference(kind, lead, L, S):
     q, k, v = f64(lead + (L, 6)), f64(lead + (S, 6)), f64(lead + (S, 3))
     mask, ref_masks = make_mask(kind, lead, L, S)

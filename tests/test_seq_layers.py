@@ -20,6 +20,53 @@ def f64(shape, requires_grad=True, scale=1.0):
     return mg.tensor(RNG.standard_normal(shape) * scale, dtype="float64", requires_grad=requires_grad)
 
 
+# -- linear ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(5, 3), (2, 4, 3), (3,), (2, 1, 2, 3), (0, 3)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_matches_numpy_and_gradchecks(shape, with_bias):
+    x, w = f64(shape), f64((4, 3))
+    b = f64((4,)) if with_bias else None
+    out = F.linear(x, w, b)
+    expected = np.einsum("...i,oi->...o", x.numpy(), w.numpy()) + (b.numpy() if with_bias else 0)
+    assert out.shape == shape[:-1] + (4,)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-13, atol=1e-14)
+    if x.size:
+        args = [x, w] + ([b] if with_bias else [])
+        assert mg.gradcheck(lambda *a: F.linear(*a), args)
+        assert mg.gradgradcheck(lambda *a: F.linear(*a) ** 2, args)
+
+
+def test_linear_dtypes_errors_and_module():
+    x = np.ones((2, 3), np.float32)
+    w = mg.tensor(np.ones((4, 3), np.float32), requires_grad=True)
+    assert F.linear(x, w).dtype == np.float32
+    assert F.linear(x.astype(np.float64), w).dtype == np.float64  # numpy's promotion
+    with pytest.raises(ValueError, match=r"last axis must have in_features = 3 elements, got shape \(2, 4\)"):
+        F.linear(np.ones((2, 4)), w)
+    with pytest.raises(ValueError, match=r"weight must be 2-D"):
+        F.linear(x, np.ones(3))
+    with pytest.raises(ValueError, match=r"bias must have shape \(out_features,\) = \(4,\), got \(3,\)"):
+        F.linear(x, w, np.ones(3, np.float32))
+    layer = nn.Linear(3, 2, rng=0, dtype=np.float64)
+    y = layer(np.ones((2, 5, 3)))  # leading axes flattened into one product
+    np.testing.assert_allclose(y.numpy(), np.ones((2, 5, 3)) @ layer.weight.numpy().T + layer.bias.numpy())
+
+
+def test_row_reductions_match_numpy():
+    from minigrad.nn._rows import row_max_array, row_sum, row_sum_array
+    for shape in ((3, 4, 8), (2, 40), (5, 1), (0, 3), (2, 0)):
+        a = RNG.standard_normal(shape)
+        np.testing.assert_allclose(row_sum_array(a), a.sum(axis=-1, keepdims=True), rtol=1e-13, atol=1e-15)
+        if shape[-1]:
+            np.testing.assert_array_equal(row_max_array(a), a.max(axis=-1, keepdims=True))
+    a = np.array([[1.0, np.nan, 3.0], [-np.inf, -np.inf, -np.inf]])
+    m = row_max_array(a)
+    assert np.isnan(m[0, 0]) and m[1, 0] == -np.inf
+    t = f64((2, 3, 4))
+    np.testing.assert_allclose(row_sum(t, 2).numpy(), t.numpy().sum(axis=(1, 2), keepdims=True), rtol=1e-13)
+    assert mg.gradgradcheck(lambda t: row_sum(t * t, 2), [t])
+
+
 # -- Embedding --------------------------------------------------------------------------------
 def embedding_grad_reference(indices, upstream, num, padding_idx=None, by_freq=False):
     """d sum(upstream * out) / d weight, one looked-up row at a time."""
@@ -328,6 +375,21 @@ def test_state_dict_keys_and_shapes_match_pytorch():
         assert {k: v.shape for k, v in ours.state_dict().items()} == \
             {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
         ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+
+
+def test_linear_matches_pytorch():
+    torch = _torch()
+    x, w, b = RNG.standard_normal((2, 3, 5)), RNG.standard_normal((4, 5)), RNG.standard_normal(4)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    upstream = RNG.standard_normal((2, 3, 4))
+    t_out = torch.nn.functional.linear(tx, tw, tb)
+    t_out.backward(torch.tensor(upstream))
+    mx, mw, mb = (mg.tensor(a, requires_grad=True) for a in (x, w, b))
+    out = F.linear(mx, mw, mb)
+    out.backward(upstream)
+    np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-13)
+    for ours, theirs in ((mx, tx), (mw, tw), (mb, tb)):
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12)
 
 
 def test_embedding_and_layer_norm_match_pytorch_given_the_same_weights():

@@ -1,7 +1,7 @@
 """Scaled dot-product attention: the attention weights as one primitive, the rest in ops.
 
 ``AttentionWeights`` computes ``softmax(q k^T * scale + bias)`` over the keys, with masked
-positions excluded, in one numpy pass (one batched matmul, the mask, a max-shifted softmax). Its
+positions excluded, in one op (one batched matmul, the mask, a max-shifted softmax in place). Its
 VJP is written in minigrad ops, so second derivatives work::
 
     gs = p * (g - sum(g * p, keys))       # through the softmax
@@ -23,6 +23,7 @@ from .._autograd import Op
 from .._dtypes import is_float
 from .._random import as_generator
 from .._tensor import Tensor, as_tensor
+from ._rows import row_max_array, row_sum, row_sum_array
 
 __all__ = ["AttentionWeights", "attention", "scaled_dot_product_attention"]
 
@@ -39,19 +40,21 @@ class AttentionWeights(Op):
         s *= np.asarray(self.scale, dtype=s.dtype)
         if bias is not None:
             s = s + bias
-        if self.allowed is not None:
-            s = np.where(self.allowed, s, -np.inf)
-        m = np.max(s, axis=-1, keepdims=True) if s.shape[-1] else np.zeros(s.shape[:-1] + (1,), s.dtype)
+        if self.allowed is not None:  # -inf added where not allowed: an additive mask of the
+            # mask's own shape is far cheaper than np.where over the scores
+            s = s + np.where(self.allowed, 0, -np.inf).astype(s.dtype)
+        m = row_max_array(s)
         m[~np.isfinite(m)] = 0  # a row of only -inf keeps its -inf scores: exp gives zeros
-        e = np.exp(s - m)
-        total = e.sum(axis=-1, keepdims=True)
+        s -= m
+        e = np.exp(s, out=s)
+        total = row_sum_array(e)
         total[total == 0] = 1  # safe softmax: a row with nothing to attend to stays zero
         e /= total
         return e.astype(np.result_type(q, k), copy=False)
 
     def vjp(self, g, out):
         q, k = self.inputs[0], self.inputs[1]
-        gs = out * (g - (g * out).sum(axis=-1, keepdims=True))
+        gs = out * (g - row_sum(g * out))
         gq = gk = None
         if self.needs[0] or self.needs[1]:
             gs_scaled = gs * self.scale

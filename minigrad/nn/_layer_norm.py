@@ -2,12 +2,13 @@
 
 ``y = xhat * weight + bias`` with ``xhat = (x - mean) * rstd`` and ``rstd = 1 / sqrt(var +
 eps)``, the statistics taken over the last ``n_axes`` axes (``var`` is the biased variance, as
-PyTorch's ``layer_norm``). The forward is one pass of numpy (two-pass variance: the mean is
-subtracted before squaring, so large offsets do not cancel). The VJP needs ``xhat`` and
-``rstd`` as functions of ``x`` so that second derivatives are right; the two small ops
-``Normalized`` and ``InvStd`` hand back the values the forward cached, recorded as functions of
-``x`` with their own VJPs (the pattern of the fused cross-entropy's backprop output). Without
-``create_graph`` nothing is recorded and they cost one call each.
+PyTorch's ``layer_norm``). The forward is a few in-place numpy passes (two-pass variance: the
+mean is subtracted before squaring, so large offsets do not cancel) and keeps only ``mean`` and
+``rstd``; ``xhat`` is recomputed in backward, which is cheaper than keeping an activation-sized
+array alive. The VJP needs ``xhat`` and ``rstd`` as functions of ``x`` so that second
+derivatives are right: the two small ops ``Normalized`` and ``InvStd`` compute them from the
+kept statistics, recorded as functions of ``x`` with their own VJPs (the pattern of the fused
+cross-entropy's backprop output). Without ``create_graph`` nothing is recorded.
 """
 
 import math
@@ -16,60 +17,68 @@ import numpy as np
 
 from .._autograd import Op
 from .._dtypes import opmath
+from ._rows import row_sum, row_sum_array
 
 __all__ = ["LayerNormOp", "layer_norm", "layer_norm_stats"]
 
 
-def _axes(n_axes):
-    return tuple(range(-n_axes, 0))
-
-
 def layer_norm_stats(x, n_axes, eps):
-    """``(xhat, rstd)`` of ndarray ``x`` over its last ``n_axes`` axes, in the op-math dtype."""
+    """``(x - mean, mean, rstd)`` of ndarray ``x`` over its last ``n_axes`` axes, in the
+    op-math dtype."""
     x = x.astype(opmath(x.dtype), copy=False)
-    axes = _axes(n_axes)
-    xc = x - x.mean(axis=axes, keepdims=True)
-    var = np.mean(np.square(xc), axis=axes, keepdims=True)
-    rstd = 1.0 / np.sqrt(var + np.asarray(eps, dtype=x.dtype))
-    xc *= rstd
-    return xc, rstd
+    inv_n = 1.0 / math.prod(x.shape[x.ndim - n_axes:])
+    mean = row_sum_array(x, n_axes)
+    mean *= inv_n
+    xc = x - mean
+    var = row_sum_array(np.square(xc), n_axes)
+    var *= inv_n
+    var += np.asarray(eps, dtype=x.dtype)
+    rstd = np.sqrt(var, out=var)
+    np.divide(1.0, rstd, out=rstd)
+    return xc, mean, rstd
+
+
+def _xhat(x, mean, rstd):
+    xhat = x.astype(mean.dtype, copy=False) - mean
+    xhat *= rstd
+    return xhat.astype(x.dtype, copy=False)
 
 
 def _normalized_vjp(g, xhat, rstd, n_axes):
     # d xhat = rstd (dx - mean(dx) - xhat mean(xhat dx)); the Jacobian is symmetric, so the
-    # cotangent takes the same form.
-    axes = _axes(n_axes)
-    centred = g - g.mean(axis=axes, keepdims=True)
-    return rstd * (centred - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+    # cotangent takes the same form: (rstd / n) (n g - sum(g) - xhat sum(g xhat)).
+    n = math.prod(g.shape[g.ndim - n_axes:])
+    inner = g * n - row_sum(g, n_axes) - xhat * row_sum(g * xhat, n_axes)
+    return rstd * (1.0 / n) * inner
 
 
 class Normalized(Op):
-    """``xhat(x)``, its value handed in from the forward that computed it."""
+    """``xhat(x) = (x - mean) * rstd`` from the statistics the forward kept."""
 
-    def __init__(self, value, rstd, n_axes):
-        self.value, self.rstd, self.n_axes = value, rstd, n_axes
+    def __init__(self, mean, rstd, n_axes):
+        self.mean, self.rstd, self.n_axes = mean, rstd, n_axes
 
     def forward(self, x):
-        return self.value.astype(x.dtype, copy=False)
+        return _xhat(x, self.mean, self.rstd)
 
     def vjp(self, g, out):
-        rstd = InvStd.apply(self.inputs[0], value=self.rstd, xhat=self.value, n_axes=self.n_axes)
+        rstd = InvStd.apply(self.inputs[0], mean=self.mean, rstd=self.rstd, n_axes=self.n_axes)
         return (_normalized_vjp(g, out, rstd, self.n_axes),)
 
 
 class InvStd(Op):
     """``rstd(x) = 1 / sqrt(var(x) + eps)``, kept shape, its value handed in."""
 
-    def __init__(self, value, xhat, n_axes):
-        self.value, self.xhat, self.n_axes = value, xhat, n_axes
+    def __init__(self, mean, rstd, n_axes):
+        self.mean, self.rstd, self.n_axes = mean, rstd, n_axes
 
     def forward(self, x):
-        return self.value.astype(x.dtype, copy=False)
+        return self.rstd.astype(x.dtype, copy=False)
 
     def vjp(self, g, out):
         # d rstd = -rstd^3 mean((x - mean) dx) = -rstd^2 mean(xhat dx)
         x = self.inputs[0]
-        xhat = Normalized.apply(x, value=self.xhat, rstd=self.value, n_axes=self.n_axes)
+        xhat = Normalized.apply(x, mean=self.mean, rstd=self.rstd, n_axes=self.n_axes)
         n = math.prod(x.shape[-self.n_axes:])
         return (g * out * out * xhat * (-1.0 / n),)
 
@@ -82,17 +91,19 @@ class LayerNormOp(Op):
         self.has_weight, self.has_bias = has_weight, has_bias
 
     def forward(self, x, *affine):
-        self.xhat, self.rstd = layer_norm_stats(x, self.n_axes, self.eps)
-        y = self.xhat
+        y, self.mean, self.rstd = layer_norm_stats(x, self.n_axes, self.eps)
+        y *= self.rstd
+        dtype = np.result_type(x, *affine)
         if self.has_weight:
-            y = y * affine[0]
+            y = np.multiply(y, affine[0], out=y) if y.dtype == dtype else y * affine[0]
         if self.has_bias:
-            y = y + affine[-1]
-        return y.astype(np.result_type(x, *affine), copy=False)
+            y = np.add(y, affine[-1], out=y) if y.dtype == dtype else y + affine[-1]
+        return y.astype(dtype, copy=False)
 
     def vjp(self, g, out):
         x = self.inputs[0]
-        xhat = Normalized.apply(x, value=self.xhat, rstd=self.rstd, n_axes=self.n_axes)
+        stats = dict(mean=self.mean, rstd=self.rstd, n_axes=self.n_axes)
+        xhat = Normalized.apply(x, **stats)
         grads = [None]
         if self.has_weight:
             weight = self.inputs[1]
@@ -103,8 +114,7 @@ class LayerNormOp(Op):
         if self.has_bias:
             grads.append(g)
         if self.needs[0]:
-            rstd = InvStd.apply(x, value=self.rstd, xhat=self.xhat, n_axes=self.n_axes)
-            grads[0] = _normalized_vjp(g_xhat, xhat, rstd, self.n_axes)
+            grads[0] = _normalized_vjp(g_xhat, xhat, InvStd.apply(x, **stats), self.n_axes)
         return tuple(grads)
 
 
