@@ -125,7 +125,7 @@ TRANSFORMER_ARGS = ("--steps", 60, "--eval-every", 30, "--d-model", 32, "--heads
 
 
 def test_char_transformer_short_run_learns_samples_and_saves(tmp_path):
-    # A shortened run (about 2 s); the default run's >= 95% is measured in benchmarks/README.md
+    # A shortened run (about 2 s); the default run reaches 100% (README.md, examples)
     out = run_example("char_transformer.py", *TRANSFORMER_ARGS, "--save", tmp_path / "gpt.npz",
                       cwd=tmp_path)
     assert re.search(r"^2-digit addition: 8000 training and 2000 held-out problems, e\.g\. "
