@@ -21,6 +21,7 @@ from .gradcheck import GradcheckError, check_grads, gradcheck, gradgradcheck
 __version__ = "0.1.0"
 
 from . import nn, raw_ops  # noqa: E402  (nn builds on the core above)
+from .nn._special import erf, erfc  # noqa: E402  (numpy has no erf; fdlibm's, vectorized)
 from ._config import get_num_threads, set_num_threads, show_config  # noqa: E402
 from . import data, optim  # noqa: E402  (training utilities: minibatches, optimizers)
 from . import testing  # noqa: E402  (assert_gradients_close, for tests of your own ops)

@@ -136,3 +136,50 @@ def test_tape_tour_example(tmp_path):
     assert second.group(1) == second.group(2)
     other = run_example("tape_tour.py", "--x", 2.0, "--w", 0.25, cwd=tmp_path)
     assert other != out and "d2f/dx2" in other
+
+
+# -- examples/char_transformer.py -------------------------------------------------------------
+TRANSFORMER_ARGS = ("--steps", 60, "--eval-every", 30, "--d-model", 32, "--heads", 2,
+                    "--layers", 1, "--batch-size", 32, "--samples", 3)
+
+
+def test_char_transformer_short_run_learns_samples_and_saves(tmp_path):
+    # A shortened run (about 2 s); the default run reaches 100% (README.md, examples)
+    out = run_example("char_transformer.py", *TRANSFORMER_ARGS, "--save", tmp_path / "gpt.npz",
+                      cwd=tmp_path)
+    assert re.search(r"^2-digit addition: 8000 training and 2000 held-out problems, e\.g\. "
+                     r"'\d\d\+\d\d=\d\d\d'; transformer 1x\(d=32, heads=2\), \d+ parameters$", out, flags=re.M), out
+    steps = re.findall(r"^step +(\d+)/60  loss ([\d.]+)  held-out exact match +([\d.]+)%", out, flags=re.M)
+    assert [s[0] for s in steps] == ["30", "60"], out
+    assert float(steps[1][1]) < float(steps[0][1]) < 2.6  # below log(12) = 2.48 plus noise: it learns
+    final = re.search(r"^held-out exact-match accuracy: ([\d.]+)% \((\d+)/2000 problems\) after 60 steps",
+                      out, flags=re.M)
+    samples = re.findall(r"^  (\d\d)\+(\d\d)=(\d\d\d)  (right|wrong, expected \d\d\+\d\d=(\d\d\d))$", out, flags=re.M)
+    assert len(samples) == 3, out
+    for a, b, got, verdict, expected in samples:
+        assert (verdict == "right") == (int(got) == int(a) + int(b))
+        assert verdict == "right" or int(expected) == int(a) + int(b)
+
+    # The saved weights give back the printed accuracy.
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import char_transformer as ct
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    rng = np.random.default_rng(0)
+    _, test = ct.make_problems(rng)
+    model = ct.TinyGPT(32, 2, 1, rng).load(tmp_path / "gpt.npz")
+    assert round(ct.exact_match(model, test) * 2000) == int(final.group(2))
+
+
+def test_char_transformer_same_seed_same_run_and_bad_arguments(tmp_path):
+    args = ("--steps", 20, "--eval-every", 10, "--d-model", 16, "--heads", 2, "--layers", 1,
+            "--batch-size", 16, "--samples", 2, "--seed", 5)
+    first = run_example("char_transformer.py", *args, cwd=tmp_path)
+    assert _without_times(first) == _without_times(run_example("char_transformer.py", *args, cwd=tmp_path))
+    other = run_example("char_transformer.py", *args[:-1], 6, cwd=tmp_path)
+    assert _without_times(other) != _without_times(first)
+    for bad in (("--steps", "0"), ("--d-model", "30", "--heads", "4"), ("--lr", "-1")):
+        proc = subprocess.run([sys.executable, str(EXAMPLES / "char_transformer.py"), *bad],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "error" in proc.stderr, bad

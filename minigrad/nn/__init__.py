@@ -2,6 +2,11 @@
 
 * :class:`Module` and the layers :class:`Linear`, :class:`Sequential`, :class:`ReLU`,
   :class:`Tanh`, :class:`Sigmoid`, :class:`Dropout`, :class:`CrossEntropyLoss`;
+* sequence layers: :class:`Embedding`, :class:`LayerNorm`, :class:`GELU`, :class:`Softmax`,
+  :class:`LogSoftmax`, :class:`Identity`, :class:`ModuleList`, :class:`MultiheadAttention`;
+* :mod:`minigrad.nn.functional`: the functional forms with ``torch.nn.functional``'s names
+  (``embedding``, ``layer_norm``, ``gelu``, ``softmax``, ``log_softmax``,
+  ``scaled_dot_product_attention``);
 * :mod:`minigrad.nn.init`: Glorot/He initialisers drawing from a seeded generator;
 * PyTorch-style losses with ``reduction``: :func:`cross_entropy` (integer targets) and
   :func:`soft_cross_entropy` (probability targets, v1 or v2 label gradients);
@@ -16,3 +21,6 @@ from ._xent import (softmax_cross_entropy_with_logits, softmax_cross_entropy_wit
 from .losses import cross_entropy, soft_cross_entropy
 from .modules import (CrossEntropyLoss, Dropout, IncompatibleKeys, Linear, Module, ReLU,
                       Sequential, Sigmoid, Tanh)
+from . import functional
+from ._seq_modules import (GELU, Embedding, Identity, LayerNorm, LogSoftmax, ModuleList,
+                           MultiheadAttention, Softmax)
