@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import _dtypes
+from . import _checks, _dtypes
 from ._autograd import Op
 from ._tensor import Tensor, _is_python_scalar, as_tensor
 
@@ -46,7 +46,7 @@ def _const(value, like):
 
 def _kept_shape(shape, axis):
     """``shape`` with the reduced ``axis`` kept as size 1 (numpy's keepdims shape)."""
-    axes = normalize_axis_tuple(range(len(shape)) if axis is None else axis, len(shape))
+    axes = _axes(axis, len(shape))
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
@@ -346,8 +346,21 @@ def clip(x, a_min, a_max):
 # Reductions
 # --------------------------------------------------------------------------------------------
 def _axes(axis, ndim):
-    """``axis`` (None, an int or a tuple) as a tuple of non-negative axes."""
-    return normalize_axis_tuple(range(ndim) if axis is None else axis, ndim)
+    """The reduced axes: ``axis`` (None, an int or a tuple) as a tuple of non-negative axes.
+
+    On a 0-d tensor an int axis of 0 or -1 reduces nothing, as numpy's ``sum``, ``max`` and
+    ``min`` (its ufunc reductions) accept; ``numpy.mean`` refuses it, minigrad's ``mean``
+    follows ``sum``.
+    """
+    if ndim == 0 and axis is not None and not isinstance(axis, (tuple, list)) \
+            and _checks.integer(axis, "axis") in (0, -1):
+        return ()
+    return _checks.axes(axis, ndim)
+
+
+def _reduction_args(x, axis, keepdims):
+    """Checked ``axis`` (as a tuple) and ``keepdims`` of a reduction over tensor ``x``."""
+    return _axes(axis, x.ndim), _checks.flag(keepdims, "keepdims")
 
 
 def _pairwise_sum(a, axis=None, keepdims=False):
@@ -446,13 +459,16 @@ def sum(x, axis=None, keepdims=False):
     Floats are summed pairwise along every axis (numpy does so only along the contiguous
     one), so the error grows as log(n), not n; float16/bfloat16 sum in float32.
     """
-    return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+    x = as_tensor(x)
+    axis, keepdims = _reduction_args(x, axis, keepdims)
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
     """Mean over ``axis``, as ``numpy.mean``: integers and bools give float64; floats keep
     their dtype (float16/bfloat16 are summed in float32 and rounded once)."""
     x = as_tensor(x)
+    axis, keepdims = _reduction_args(x, axis, keepdims)
     if not _dtypes.is_float(x.dtype):
         x = astype(x, np.float64)
     return Mean.apply(x, axis=axis, keepdims=keepdims)
@@ -460,12 +476,16 @@ def mean(x, axis=None, keepdims=False):
 
 def max(x, axis=None, keepdims=False):
     """Maximum over ``axis``, as ``numpy.max``; tied maxima share the gradient equally."""
-    return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+    x = as_tensor(x)
+    axis, keepdims = _reduction_args(x, axis, keepdims)
+    return Max.apply(x, axis=axis, keepdims=keepdims)
 
 
 def min(x, axis=None, keepdims=False):
     """Minimum over ``axis``, as ``numpy.min``; tied minima share the gradient equally."""
-    return Min.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+    x = as_tensor(x)
+    axis, keepdims = _reduction_args(x, axis, keepdims)
+    return Min.apply(x, axis=axis, keepdims=keepdims)
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,19 +586,23 @@ def logsumexp(x, axis=None, keepdims=False):
     Computed as ``m + log(sum(exp(x - m)))`` with ``m`` the max as a constant (0 where it is
     infinite, so a row of only ``-inf`` gives ``-inf``, not NaN).
     """
-    return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+    x = as_tensor(x)
+    axis, keepdims = _reduction_args(x, axis, keepdims)
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
 
 
 def log_softmax(x, axis=-1):
     """Log-probabilities along ``axis`` (default: the last), ``(x - m) - log(sum(exp(x - m)))``
     with ``m`` the max: never ``x - logsumexp(x)``, which loses the digits of ``x`` (at
     ``[1e4, 10001]`` in float32 that form is off by 2e-4, at ``[1e8, 1e8]`` it gives 0)."""
-    return LogSoftmax.apply(as_tensor(x), axis=axis)
+    x = as_tensor(x)
+    return LogSoftmax.apply(x, axis=_axes(axis, x.ndim))
 
 
 def softmax(x, axis=-1):
     """``exp(x - m) / sum(exp(x - m))`` along ``axis`` (default: the last), ``m`` the max."""
-    return Softmax.apply(as_tensor(x), axis=axis)
+    x = as_tensor(x)
+    return Softmax.apply(x, axis=_axes(axis, x.ndim))
 
 
 # --------------------------------------------------------------------------------------------
@@ -625,15 +649,14 @@ class BroadcastTo(Op):
 
 
 def _shape_arg(shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = shape[0]
-    return tuple(int(n) for n in shape)
+    """A method's ``*shape`` (``t.reshape(2, 3)`` or ``t.reshape((2, 3))``) as one argument."""
+    return shape[0] if len(shape) == 1 else shape
 
 
 def reshape(x, shape):
     """``x`` with a new shape (one dimension may be -1), as ``numpy.reshape``."""
     x = as_tensor(x)
-    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+    shape = _checks.int_tuple(shape, "shape")
     if shape.count(-1) == 1:  # resolve -1 here, so that a no-op reshape records nothing
         known = math.prod(n for n in shape if n != -1)
         if known and x.size % known == 0:
@@ -645,7 +668,7 @@ def transpose(x, axes=None):
     """Permute the axes (default: reverse them), as ``numpy.transpose``."""
     x = as_tensor(x)
     if axes is not None:
-        axes = normalize_axis_tuple(axes, x.ndim)
+        axes = _checks.axes(axes, x.ndim, "axes")
         if len(axes) != x.ndim:
             raise ValueError(f"axes {axes} don't match a tensor of {x.ndim} dimensions")
     return Transpose.apply(x, axes=axes)
@@ -654,7 +677,8 @@ def transpose(x, axes=None):
 def swapaxes(x, axis1, axis2):
     """Interchange two axes, as ``numpy.swapaxes``."""
     x = as_tensor(x)
-    a, b = normalize_axis_tuple((axis1, axis2), x.ndim, allow_duplicate=True)
+    a, b = normalize_axis_tuple((_checks.integer(axis1, "axis1"), _checks.integer(axis2, "axis2")),
+                                x.ndim, allow_duplicate=True)
     axes = list(range(x.ndim))
     axes[a], axes[b] = axes[b], axes[a]
     return Transpose.apply(x, axes=tuple(axes))
@@ -668,26 +692,27 @@ def _shape_only(x):
 def expand_dims(x, axis):
     """Insert size-1 axes at ``axis`` (an int or tuple), as ``numpy.expand_dims``."""
     x = as_tensor(x)
-    return reshape(x, np.expand_dims(_shape_only(x), axis).shape)
+    return reshape(x, np.expand_dims(_shape_only(x), _checks.int_tuple(axis, "axis")).shape)
 
 
 def squeeze(x, axis=None):
     """Remove size-1 axes (all, or those in ``axis``), as ``numpy.squeeze``."""
     x = as_tensor(x)
+    axis = None if axis is None else _checks.int_tuple(axis, "axis")
     return reshape(x, np.squeeze(_shape_only(x), axis).shape)
 
 
 def broadcast_to(x, shape):
     """``x`` broadcast to ``shape``, as ``numpy.broadcast_to``."""
     x = as_tensor(x)
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    shape = _checks.int_tuple(shape, "shape")
     return x if shape == x.shape else BroadcastTo.apply(x, shape=shape)
 
 
 def sum_to(x, shape):
     """Sum ``x`` down to ``shape``, undoing broadcasting (leading axes and size-1 axes)."""
     x = as_tensor(x)
-    shape = tuple(shape)
+    shape = _checks.int_tuple(shape, "shape")
     lead = x.ndim - len(shape)
     if lead < 0 or any(n not in (1, x.shape[lead + i]) for i, n in enumerate(shape)):
         raise ValueError(f"cannot sum a tensor of shape {x.shape} to shape {shape}")
@@ -775,6 +800,7 @@ def concatenate(tensors, axis=0):
         raise ValueError("need at least one tensor to concatenate")
     if axis is None:
         tensors, axis = [t.reshape(-1) for t in tensors], 0
+    axis = _checks.integer(axis, "axis")
     dtype = np.result_type(*(t.dtype for t in tensors))
     return Concatenate.apply(*(astype(t, dtype) for t in tensors), axis=axis)
 

@@ -9,6 +9,7 @@ the gradient itself, which checks second derivatives.
 import numpy as np
 
 from ._autograd import grad
+from ._checks import flag, integer, non_negative, real
 from ._tensor import Tensor
 
 __all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
@@ -16,6 +17,18 @@ __all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
 
 class GradcheckError(AssertionError):
     """Raised by :func:`gradcheck` when an analytic gradient disagrees with finite differences."""
+
+
+def _check_args(fn, eps, atol, rtol, raise_exception, seed):
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    if real(eps, "eps") <= 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    non_negative(atol, "atol")
+    non_negative(rtol, "rtol")
+    flag(raise_exception, "raise_exception")
+    if integer(seed, "seed") < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
 
 
 def _as_tuple(x):
@@ -74,6 +87,7 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tru
     >>> minigrad.gradcheck(lambda x: (x.tanh() * x).sum(), [x])
     True
     """
+    _check_args(fn, eps, atol, rtol, raise_exception, seed)
     leaves, checked = _leaves(_as_tuple(inputs))
     outs = _outputs(fn, leaves)
     rng = np.random.default_rng(seed)
@@ -127,6 +141,7 @@ def gradgradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception
     >>> minigrad.gradgradcheck(lambda x: (x ** 3).sum(), [x])
     True
     """
+    _check_args(fn, eps, atol, rtol, raise_exception, seed)
     inputs = _as_tuple(inputs)
     leaves, checked = _leaves(inputs)
     rng = np.random.default_rng(seed + 1)
