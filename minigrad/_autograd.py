@@ -124,7 +124,10 @@ class Op:
                 return _apply_in_float32(cls, inputs, params, low)
             inputs = [_round_weak(x, low) for x in inputs]
         op = cls(**params)
-        data = op.forward(*[x.data for x in inputs])
+        try:
+            data = op.forward(*[x.data for x in inputs])
+        except (TypeError, ValueError) as e:  # numpy's own errors: say which op and operands
+            raise _forward_error(cls, inputs, e) from e
         out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))
         if _state.enabled and is_float(out.data.dtype):
             needs = tuple([is_float(x.data.dtype) and _wants_grad(x) for x in inputs])
@@ -191,6 +194,15 @@ def _constants(cls, inputs):
             x = _tensor.as_tensor(x, what=f"{cls.__name__}.apply input {i}")
         converted.append(x)
     return converted
+
+
+def _forward_error(cls, inputs, e):
+    operands = ", ".join(f"{x.data.dtype} {x.data.shape}" for x in inputs)
+    message = f"{cls.__name__} on operands ({operands}): {e}"
+    try:
+        return type(e)(message)
+    except Exception:  # an exception class that takes other arguments
+        return (ValueError if isinstance(e, ValueError) else TypeError)(message)
 
 
 def _vjp_error(op, grads):

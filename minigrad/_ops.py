@@ -123,6 +123,8 @@ def add(x, y):
 def subtract(x, y):
     """Elementwise ``x - y`` (``x + (-y)``, which IEEE arithmetic makes identical)."""
     x, y = _pair(x, y)
+    if not _dtypes.is_float(y.dtype):  # negate integers in the result's dtype: -uint8(3) wraps
+        y = astype(y, np.result_type(x.dtype, y.dtype))
     return Add.apply(x, Neg.apply(y))
 
 
@@ -245,12 +247,17 @@ def tanh(x):
     return Tanh.apply(as_tensor(x))
 
 
+def _floating(x):
+    """``x`` as a tensor, integers and bools made floats as numpy's ``np.tanh`` makes them."""
+    x = as_tensor(x)
+    if not _dtypes.is_float(x.dtype):
+        x = astype(x, np.result_type(x.dtype, np.float16))
+    return x
+
+
 def sigmoid(x):
     """Elementwise logistic function ``1 / (1 + exp(-x))``, computed without overflow."""
-    x = as_tensor(x)
-    if not _dtypes.is_float(x.dtype):  # integers and bools become floats, as in np.tanh
-        x = astype(x, np.result_type(x.dtype, np.float16))
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(_floating(x))
 
 
 def relu(x):
@@ -274,7 +281,7 @@ class Cast(Op):
 def astype(x, dtype):
     """``x`` converted to ``dtype``; differentiable between float dtypes."""
     x = as_tensor(x)
-    dtype = np.dtype(dtype)
+    dtype = _dtypes.numeric_dtype(dtype)
     return x if x.dtype == dtype else Cast.apply(x, dtype=dtype)
 
 
@@ -586,7 +593,7 @@ def logsumexp(x, axis=None, keepdims=False):
     Computed as ``m + log(sum(exp(x - m)))`` with ``m`` the max as a constant (0 where it is
     infinite, so a row of only ``-inf`` gives ``-inf``, not NaN).
     """
-    x = as_tensor(x)
+    x = _floating(x)  # x - max would wrap for unsigned integers
     axis, keepdims = _reduction_args(x, axis, keepdims)
     return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
 
@@ -595,13 +602,13 @@ def log_softmax(x, axis=-1):
     """Log-probabilities along ``axis`` (default: the last), ``(x - m) - log(sum(exp(x - m)))``
     with ``m`` the max: never ``x - logsumexp(x)``, which loses the digits of ``x`` (at
     ``[1e4, 10001]`` in float32 that form is off by 2e-4, at ``[1e8, 1e8]`` it gives 0)."""
-    x = as_tensor(x)
+    x = _floating(x)
     return LogSoftmax.apply(x, axis=_axes(axis, x.ndim))
 
 
 def softmax(x, axis=-1):
     """``exp(x - m) / sum(exp(x - m))`` along ``axis`` (default: the last), ``m`` the max."""
-    x = as_tensor(x)
+    x = _floating(x)
     return Softmax.apply(x, axis=_axes(axis, x.ndim))
 
 
@@ -657,6 +664,9 @@ def reshape(x, shape):
     """``x`` with a new shape (one dimension may be -1), as ``numpy.reshape``."""
     x = as_tensor(x)
     shape = _checks.int_tuple(shape, "shape")
+    if shape.count(-1) > 1 or any(n < -1 for n in shape):
+        raise ValueError(f"shape {shape} may hold one -1 (a size worked out from the others) "
+                         f"and no other negative size")
     if shape.count(-1) == 1:  # resolve -1 here, so that a no-op reshape records nothing
         known = math.prod(n for n in shape if n != -1)
         if known and x.size % known == 0:

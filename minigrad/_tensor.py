@@ -73,7 +73,8 @@ def _from_objects(source, dtype, what):
             if isinstance(item, int) and not -2**63 <= item < 2**64:
                 raise ValueError(f"{what}: the integer {item}{_position(index)} fits neither "
                                  f"int64 nor uint64; pass a float dtype to store it")
-    return np.array(source.tolist(), dtype=dtype if dtype is not None else np.float64)
+    return np.array(source.tolist(), dtype=dtype if dtype is not None else np.float64
+                    ).reshape(source.shape)
 
 
 def _check_range(source, dtype, what, data=None):
@@ -110,7 +111,7 @@ class Tensor:
     def __init__(self, data, *, dtype=None, requires_grad=False):
         if isinstance(data, Tensor):
             data = data.data
-        self.data = _to_array(data, None if dtype is None else _dtypes.as_dtype(dtype))
+        self.data = _to_array(data, None if dtype is None else _dtypes.numeric_dtype(dtype))
         self.grad = None
         self._node = None
         self._requires_grad = False
@@ -138,8 +139,9 @@ class Tensor:
             )
         if flag and not _dtypes.is_float(self.data.dtype):
             raise TypeError(
-                f"only {_dtypes.FLOAT_NAMES} tensors can require gradients, this one is "
-                f"{self.data.dtype}; convert it first, e.g. minigrad.tensor(x, dtype='float32')"
+                f"requires_grad=True needs a {_dtypes.FLOAT_NAMES} tensor (only those carry "
+                f"gradients), this one is {self.data.dtype}; convert it first, e.g. "
+                f"minigrad.tensor(x, dtype='float32')"
             )
         self._requires_grad = flag
 
@@ -272,7 +274,8 @@ def tensor(data, *, dtype=None, requires_grad=False):
 
 
 def _is_python_scalar(x):
-    return isinstance(x, (bool, numbers.Number)) and not isinstance(x, (np.generic, np.ndarray))
+    return type(x) in (bool, int, float, complex) or (
+        isinstance(x, (int, float, complex)) and not isinstance(x, np.generic))
 
 
 class _WeakScalar(Tensor):
@@ -302,7 +305,11 @@ def as_tensor(x, like=None, what="operand"):
             weak = _WeakScalar._wrap(np.asarray(x, dtype=_dtypes.float32))
             weak.promotes_as = dtype
             return weak
-        return Tensor._wrap(np.asarray(x, dtype=dtype))
+        try:
+            return Tensor._wrap(np.asarray(x, dtype=dtype))
+        except OverflowError:  # NEP 50: a Python int must fit the other operand's dtype
+            raise ValueError(f"{what} {x} is out of range for {dtype}, the dtype of the other "
+                             f"operand (numpy's rule for Python ints)") from None
     if isinstance(x, (np.ndarray, np.generic)):
         arr = np.asarray(x)
         if arr.dtype.isnative and _dtypes.is_numeric(arr.dtype):

@@ -45,7 +45,8 @@ def _leaves(inputs):
         else:
             leaves.append(x)
     if not checked:
-        raise ValueError("gradcheck needs at least one input tensor with requires_grad=True")
+        raise ValueError("gradcheck needs at least one tensor with requires_grad=True among its "
+                         "inputs")
     return leaves, checked
 
 

@@ -186,7 +186,8 @@ class SGD(Optimizer):
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
 
     def _update(self, w, g, state, group):
-        lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        # Python floats: a numpy float32 hyper-parameter would make the arithmetic float32
+        lr, momentum, wd = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
         if wd != 0:
             g = g + wd * w
         if momentum != 0:
@@ -196,7 +197,7 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = np.array(g, dtype=w.dtype)
             else:
                 buf *= momentum
-                buf += (1 - group["dampening"]) * g
+                buf += (1 - float(group["dampening"])) * g
             g = g + momentum * buf if group["nesterov"] else buf
         w -= lr * g
 
@@ -242,7 +243,8 @@ class Adam(Optimizer):
                 raise ValueError(f"invalid betas[{i}]: {beta}, expected 0 <= beta < 1")
 
     def _update(self, w, g, state, group):
-        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])   # Python floats, as for SGD
         if wd != 0:
             if self._decoupled:
                 w *= 1 - lr * wd

@@ -379,3 +379,54 @@ def test_list_operands_follow_one_rule_for_every_op(dtype):
     expected = np.result_type(t.dtype, np.float32)   # the list as tensor() reads it: float32
     for result in (t + lst, lst + t, t * lst, t @ lst, lst @ t, mg.maximum(t, lst)):
         assert result.dtype == expected
+
+
+# -- found by tests/test_fuzz.py ----------------------------------------------------------------
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: mg.tensor([1.0], dtype="complex64"), TypeError, r"^dtype must be a bool, integer or float"),
+    (lambda: mg.astype(mg.tensor([1.0]), "nope"), TypeError, r"^dtype 'nope' is not a numpy dtype"),
+    (lambda: mg.tensor([1, 2]).requires_grad_(True), TypeError, r"^requires_grad=True needs a"),
+    (lambda: -mg.tensor([True]), TypeError, r"^Neg on operands \(bool \(1,\)\)"),
+    (lambda: mg.tensor(np.int8([1])) + 1000, ValueError, r"operand 1000 is out of range for int8"),
+    (lambda: mg.tensor(np.zeros(4)).reshape(-1, -1), ValueError, r"shape \(-1, -1\) may hold one -1"),
+    (lambda: nn.cross_entropy(np.zeros((2, 2)), [[1.0], [2.0, 3.0]]), TypeError, r"^target must be"),
+    (lambda: nn.init.zeros(None), TypeError, r"^shape must be an int or a tuple of ints"),
+    (lambda: mg.tensor(np.ones(2)) @ mg.tensor(np.ones(3)), ValueError, r"^MatMul on operands"),
+])
+def test_errors_found_by_the_fuzzer_name_what_is_wrong(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_subtracting_integers_wraps_like_numpy_not_twice():
+    for x, y in [(np.int8([0, 5]), np.uint8([3, 250])), (np.float32([1.0]), np.int64([-2**63])),
+                 (np.uint8([0]), np.uint8([3])), (np.int64([7]), np.bool_([True]))]:
+        got = mg.subtract(x, y)
+        expected = np.subtract(x, y)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got.numpy(), expected)
+
+
+@pytest.mark.parametrize("fn", [mg.logsumexp, mg.softmax, mg.log_softmax])
+def test_the_softmax_family_of_integers_is_computed_in_floats(fn):
+    x = np.array([0, 3, 250], np.uint8)               # x - max would wrap in uint8
+    got = fn(x)
+    assert got.dtype == np.float16                     # as np.tanh makes uint8 float16
+    expected = fn(mg.tensor(x.astype(np.float64)))
+    np.testing.assert_allclose(got.numpy().astype(np.float64), expected.numpy(), rtol=2e-3, atol=1e-7)
+
+
+def test_object_arrays_keep_their_shape():
+    assert mg.tensor(np.empty((0, 3), dtype=object)).shape == (0, 3)
+    assert mg.tensor(np.array([[1, 2.5]], dtype=object)).shape == (1, 2)
+
+
+def test_numpy_float_hyper_parameters_do_not_make_the_step_float32():
+    w32, w64 = mg.tensor([1.0, -2.0], dtype="float64", requires_grad=True), \
+        mg.tensor([1.0, -2.0], dtype="float64", requires_grad=True)
+    a = optim.Adam([w32], lr=np.float32(0.01), betas=(np.float32(0.9), 0.999))
+    b = optim.Adam([w64], lr=float(np.float32(0.01)), betas=(float(np.float32(0.9)), 0.999))
+    for opt, w in ((a, w32), (b, w64)):
+        w.grad = mg.tensor([0.5, 0.25], dtype="float64")
+        opt.step()
+    np.testing.assert_array_equal(w32.numpy(), w64.numpy())

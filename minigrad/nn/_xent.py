@@ -134,17 +134,23 @@ def _as_dense_labels(labels, logits):
     return t
 
 
-def _as_class_indices(labels):
-    """Sparse ``labels`` as an int32/int64 array in native byte order (no copy when they
-    already are one), else a TypeError naming ``labels``."""
+def _index_array(labels, what="labels"):
+    """Class-index ``labels`` as a numeric array in native byte order (no copy for an array
+    that already is one); Python floats read as numpy reads them, ``[]`` as int64."""
     if type(labels) is np.ndarray and labels.dtype in _INDICES:
         return labels
     if isinstance(labels, Tensor):
-        array = labels.data
-    else:
-        array = _to_array(labels, None, "labels", python_floats=np.dtype(np.float64))  # as numpy
-        if array.size == 0 and not isinstance(labels, (np.ndarray, np.generic)):
-            array = array.astype(np.int64)  # [] is a float64 array to numpy
+        return labels.data
+    array = _to_array(labels, None, what, python_floats=np.dtype(np.float64))
+    if array.size == 0 and not isinstance(labels, (np.ndarray, np.generic)):
+        array = array.astype(np.int64)  # [] is a float64 array to numpy
+    return array
+
+
+def _as_class_indices(labels):
+    """Sparse ``labels`` as an int32/int64 array in native byte order (no copy when they
+    already are one), else a TypeError naming ``labels``."""
+    array = _index_array(labels)
     if array.dtype not in _INDICES:
         raise TypeError(
             f"labels must be int32 or int64 class indices, got {array.dtype}; for "
