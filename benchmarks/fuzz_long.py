@@ -55,7 +55,7 @@ def run_chunk(seed, chunk, timeout):
         if os.path.exists(counts_path):
             with open(counts_path) as f:
                 counts = json.load(f)
-    return seed, outcome, counts, seconds, output[-4000:]
+    return seed, outcome, counts, seconds, output
 
 
 def main(argv=None):
@@ -67,6 +67,8 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="subprocesses at once (default 1)")
     parser.add_argument("--timeout", type=int, default=1800,
                         help="seconds before a subprocess counts as hung (default 1800)")
+    parser.add_argument("--log-dir", default=os.path.join(tempfile.gettempdir(), "minigrad-fuzz"),
+                        help="where the full output of a failed subprocess is written")
     parser.add_argument("--seed", type=int, default=int(time.time()),
                         help="first hypothesis seed (default: the time); chunk i uses seed + i")
     args = parser.parse_args(argv)
@@ -91,8 +93,12 @@ def main(argv=None):
                 print(f"  seed {seed}: {outcome}, {ran} examples in {seconds:.0f} s "
                       f"(total {examples})", flush=True)
                 if outcome != "ok":
-                    findings.append((seed, outcome, output))
-                    print(output, flush=True)
+                    os.makedirs(args.log_dir, exist_ok=True)
+                    log = os.path.join(args.log_dir, f"seed{seed}.log")
+                    with open(log, "w") as f:
+                        f.write(output)
+                    findings.append((seed, outcome, log))
+                    print(output[-3000:] + f"\n  (full output: {log})", flush=True)
                 if ran == 0:
                     args.total = examples   # nothing ran (an import error?): stop submitting
     elapsed = time.perf_counter() - start
@@ -106,8 +112,8 @@ def main(argv=None):
         families[key] = families.get(key, 0) + n
     for key, n in sorted(families.items()):
         print(f"  {key:<22s} {n}")
-    for seed, outcome, _ in findings:
-        print(f"  seed {seed}: {outcome}")
+    for seed, outcome, log in findings:
+        print(f"  seed {seed}: {outcome}, output in {log}")
     return 1 if findings else 0
 
 

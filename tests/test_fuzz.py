@@ -426,6 +426,22 @@ def _loss_scale(logits, labels):
     return x * max(1.0, float(y.sum(axis=-1).max()) if y.size else 1.0)
 
 
+def _terms_reach_the_range(logits, labels, axis):
+    """Rows of finite logits whose terms y_j (x_j - max) add up, in magnitude, to half the
+    dtype's range or more: whether such a row's loss overflows (and to +inf, -inf or NaN)
+    depends on the order of the summation, in the kernels as in the reference (labels of
+    both signs at logits near the float64 max make the reference's own sum NaN where the
+    exact loss is finite), so they are left out of the loss comparison."""
+    x = np.moveaxis(logits, axis, -1).astype(np.float64)
+    y = np.moveaxis(labels, axis, -1).astype(np.float64)
+    finite_rows = np.isfinite(x).all(axis=-1) & np.isfinite(y).all(axis=-1)
+    with np.errstate(all="ignore"):
+        m = np.max(x, axis=-1, keepdims=True) if x.size else x
+        terms = np.where(y == 0, 0.0, np.abs(y) * np.abs(x - m))
+        total = terms.sum(axis=-1)
+    return finite_rows & ~(total < float(_dtypes.finfo(logits.dtype).max) / 2)
+
+
 def _item2_rows(loss, ref, dtype, classes, sparse):
     """Rows to leave out of the comparison until the kernel fix for item 2 lands."""
     if ITEM2_FIXED or sparse or dtype != np.float32 or classes <= 16:
@@ -490,12 +506,15 @@ def test_fuzz_cross_entropy_family(data):
         per_example = np.asarray(ref_loss, np.float64)
         expected = per_example.sum() if reduction == "sum" else per_example.mean()
         if not sparse and ((not ITEM2_FIXED and dtype == np.float32 and classes > 16) or (
-                not INFINITE_LABELS_FIXED and not np.isfinite(Y.astype(np.float64)).all())):
-            return  # a row may have hit item 2 or an infinite label (see above)
+                not INFINITE_LABELS_FIXED and not np.isfinite(Y.astype(np.float64)).all())
+                or _terms_reach_the_range(L, Y, axis).any()):
+            return  # a row may have hit item 2, an infinite label or the range (see below)
         scale = _loss_scale(L, Y) * max(1, per_example.size)
         assert_close(loss.numpy(), expected, scale=scale, dtype=dtype)
         return
     skip = _item2_rows(loss.numpy(), ref_loss, dtype, classes, sparse)
+    if not sparse:
+        skip = skip | _terms_reach_the_range(L, Y, axis)
     if not sparse and not INFINITE_LABELS_FIXED:
         skip = skip | ~np.isfinite(np.moveaxis(Y, axis, -1).astype(np.float64)).all(axis=-1)
     assert_close(np.where(skip, 0, loss.numpy()), np.where(skip, 0, ref_loss),
@@ -1152,8 +1171,10 @@ def test_fuzz_optimizers(data):
             return
     assert w.dtype == dtype
     if dtype == np.float64 and grad_kind == "good":
+        as_python = {k: (tuple(map(float, v)) if k == "betas" else v if k in ("nesterov", "amsgrad")
+                         else float(v)) for k, v in effective.items()}
         expected = _optimizer_reference(kind, w0.astype(np.float64), g.astype(np.float64),
-                                        effective, steps)
+                                        as_python, steps)
         np.testing.assert_allclose(w.numpy(), expected, rtol=1e-12, atol=1e-14)
 
 
@@ -1178,7 +1199,7 @@ def test_fuzz_gradcheck(data):
     inputs_arg = {"list": [x], "tensor": x, "no grad": [x.detach()], "junk": [np.ones(2)]}[inputs]
     kw = {}
     for name, good, bad in (("eps", [1e-6, 1e-5], [0, -1e-6, "1e-6", float("nan")]),
-                            ("atol", [1e-5, 0.0], [-1.0, None]), ("rtol", [1e-3], [-1.0, "x"]),
+                            ("atol", [1e-5, 1e-4], [-1.0, None]), ("rtol", [1e-3], [-1.0, "x"]),
                             ("raise_exception", [True, False], ["no", 1]),
                             ("seed", [0, 7], [-1, 1.5])):
         if odd(data, name):
