@@ -101,12 +101,12 @@ def hessian_vector(total, every):
 
 def tapes(total, every):
     rng = np.random.default_rng(2)
-    w = mg.tensor(rng.standard_normal((16, 16)))
+    w = mg.tensor(rng.standard_normal((64, 16)))
     shared = mg.GradientTape(persistent=True)
     kept = mg.GradientTape(persistent=True)
 
     def body(tape):
-        x = mg.tensor(rng.standard_normal((4, 16)))
+        x = mg.tensor(rng.standard_normal((16, 64)))   # 8 KB watched per loop
         with tape:
             tape.watch([x, w])
             y = ((x @ w).tanh() ** 2).sum()

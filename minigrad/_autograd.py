@@ -149,25 +149,25 @@ class Op:
     def backward(self, g, out):
         """Cotangents for the inputs: ``vjp`` plus un-broadcasting and the input's dtype."""
         grads = self.vjp(g, out)
-        if isinstance(grads, Tensor) or not isinstance(grads, (tuple, list)) \
-                or len(grads) != len(self.inputs):
-            raise _vjp_error(self, grads)
+        if type(grads) is not tuple or len(grads) != len(self.inputs):
+            if not isinstance(grads, (tuple, list)) or len(grads) != len(self.inputs):
+                raise _vjp_error(self, grads)
         result = []
-        for i, (x, need, gx) in enumerate(zip(self.inputs, self.needs, grads)):
+        for x, need, gx in zip(self.inputs, self.needs, grads):
             if not need or gx is None:
                 result.append(None)
                 continue
             if not isinstance(gx, Tensor):
-                raise TypeError(f"{self.name}.vjp returned a {type(gx).__name__} for input {i}; "
-                                f"a cotangent must be a minigrad Tensor (write the vjp with "
-                                f"minigrad ops) or None")
+                raise TypeError(f"{self.name}.vjp returned a {type(gx).__name__} for input "
+                                f"{len(result)}; a cotangent must be a minigrad Tensor (write "
+                                f"the vjp with minigrad ops) or None")
             if gx.shape != x.shape:
                 try:
                     gx = gx.sum_to(x.shape)
                 except ValueError:
                     raise ValueError(f"{self.name}.vjp returned a cotangent of shape {gx.shape} "
-                                     f"for input {i} of shape {x.shape}; it must have the "
-                                     f"input's shape (or broadcast to it)") from None
+                                     f"for input {len(result)} of shape {x.shape}; it must have "
+                                     f"the input's shape (or broadcast to it)") from None
             if gx.dtype != x.dtype:
                 gx = gx.astype(x.dtype)
             result.append(gx)

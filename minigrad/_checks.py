@@ -78,6 +78,14 @@ def integer(value, what):
 
 def int_tuple(value, what):
     """An int or a sequence of ints (a shape, a set of axes) as a tuple of Python ints."""
+    if type(value) is tuple:  # the common case (shapes the ops pass around), checked fast
+        for v in value:
+            if type(v) is not int:
+                break
+        else:
+            return value
+    elif type(value) is int:
+        return (value,)
     if isinstance(value, (tuple, list, range)) or (
             isinstance(value, np.ndarray) and value.ndim == 1):
         return tuple(integer(v, f"{what}[{i}]") for i, v in enumerate(value))

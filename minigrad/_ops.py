@@ -359,6 +359,13 @@ def _axes(axis, ndim):
     ``min`` (its ufunc reductions) accept; ``numpy.mean`` refuses it, minigrad's ``mean``
     follows ``sum``.
     """
+    if type(axis) is tuple:  # already normalized? (the ops pass their axes on)
+        for a in axis:
+            if type(a) is not int or not 0 <= a < ndim:
+                break
+        else:
+            if len(axis) < 2 or len(set(axis)) == len(axis):
+                return axis
     if ndim == 0 and axis is not None and not isinstance(axis, (tuple, list)) \
             and _checks.integer(axis, "axis") in (0, -1):
         return ()
@@ -367,7 +374,9 @@ def _axes(axis, ndim):
 
 def _reduction_args(x, axis, keepdims):
     """Checked ``axis`` (as a tuple) and ``keepdims`` of a reduction over tensor ``x``."""
-    return _axes(axis, x.ndim), _checks.flag(keepdims, "keepdims")
+    if keepdims is not False and keepdims is not True:
+        keepdims = _checks.flag(keepdims, "keepdims")
+    return _axes(axis, x.ndim), keepdims
 
 
 def _pairwise_sum(a, axis=None, keepdims=False):
@@ -622,7 +631,10 @@ class Reshape(Op):
         self.shape = shape
 
     def forward(self, x):
-        return x.reshape(self.shape)
+        try:
+            return x.reshape(self.shape)
+        except ValueError as e:  # two -1s, a negative size, a size that does not match
+            raise ValueError(f"cannot reshape to shape {self.shape}: {e}") from None
 
     def vjp(self, g, out):
         return (g.reshape(self.inputs[0].shape),)
@@ -664,9 +676,6 @@ def reshape(x, shape):
     """``x`` with a new shape (one dimension may be -1), as ``numpy.reshape``."""
     x = as_tensor(x)
     shape = _checks.int_tuple(shape, "shape")
-    if shape.count(-1) > 1 or any(n < -1 for n in shape):
-        raise ValueError(f"shape {shape} may hold one -1 (a size worked out from the others) "
-                         f"and no other negative size")
     if shape.count(-1) == 1:  # resolve -1 here, so that a no-op reshape records nothing
         known = math.prod(n for n in shape if n != -1)
         if known and x.size % known == 0:
@@ -687,8 +696,9 @@ def transpose(x, axes=None):
 def swapaxes(x, axis1, axis2):
     """Interchange two axes, as ``numpy.swapaxes``."""
     x = as_tensor(x)
-    a, b = normalize_axis_tuple((_checks.integer(axis1, "axis1"), _checks.integer(axis2, "axis2")),
-                                x.ndim, allow_duplicate=True)
+    if type(axis1) is not int or type(axis2) is not int:
+        axis1, axis2 = _checks.integer(axis1, "axis1"), _checks.integer(axis2, "axis2")
+    a, b = normalize_axis_tuple((axis1, axis2), x.ndim, allow_duplicate=True)
     axes = list(range(x.ndim))
     axes[a], axes[b] = axes[b], axes[a]
     return Transpose.apply(x, axes=tuple(axes))

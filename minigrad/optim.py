@@ -107,9 +107,11 @@ class Optimizer:
         """Update every parameter that has a gradient, in place."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                g = p.grad
+                if g is None:
                     continue
-                _check_grad(p)
+                if not isinstance(g, Tensor) or g.shape != p.shape or not _dtypes.is_float(g.dtype):
+                    _refuse_grad(p)
                 state = self.state.setdefault(id(p), {})
                 if _dtypes.is_low(p.dtype):  # float32 arithmetic and state, rounded once
                     w = p.data.astype(np.float32)
@@ -140,8 +142,9 @@ def _ordered(items, what, of):
     return list(items)
 
 
-def _check_grad(p):
-    """A parameter's ``.grad`` (which users may assign) must be a tensor of its shape."""
+def _refuse_grad(p):
+    """Say why a parameter's ``.grad`` (which users may assign) is not a float tensor of its
+    shape."""
     if not isinstance(p.grad, Tensor):
         raise TypeError(f"the .grad of a parameter of shape {p.shape} must be a Tensor or None, "
                         f"got {type(p.grad).__name__}")

@@ -388,7 +388,7 @@ def test_list_operands_follow_one_rule_for_every_op(dtype):
     (lambda: mg.tensor([1, 2]).requires_grad_(True), TypeError, r"^requires_grad=True needs a"),
     (lambda: -mg.tensor([True]), TypeError, r"^Neg on operands \(bool \(1,\)\)"),
     (lambda: mg.tensor(np.int8([1])) + 1000, ValueError, r"operand 1000 is out of range for int8"),
-    (lambda: mg.tensor(np.zeros(4)).reshape(-1, -1), ValueError, r"shape \(-1, -1\) may hold one -1"),
+    (lambda: mg.tensor(np.zeros(4)).reshape(-1, -1), ValueError, r"cannot reshape to shape \(-1, -1\)"),
     (lambda: nn.cross_entropy(np.zeros((2, 2)), [[1.0], [2.0, 3.0]]), TypeError, r"^target must be"),
     (lambda: nn.init.zeros(None), TypeError, r"^shape must be an int or a tuple of ints"),
     (lambda: mg.tensor(np.ones(2)) @ mg.tensor(np.ones(3)), ValueError, r"^MatMul on operands"),
