@@ -13,9 +13,11 @@ too, and gradients of gradients come for free.
 
 import contextlib
 import threading
+import weakref
 
 import numpy as np
 
+from ._checks import flag, optional_flag
 from ._dtypes import FLOAT_SET, LOW, float32, is_float
 
 __all__ = [
@@ -109,7 +111,14 @@ class Op:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        """Run the op on tensors ``inputs``; record it when any input wants a gradient."""
+        """Run the op on tensors ``inputs``; record it when any input wants a gradient.
+
+        A numpy array (or numpy scalar) among the inputs is taken as a constant.
+        """
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                inputs = _constants(cls, inputs)
+                break
         for x in inputs:  # the low-precision rule, tested first since it changes the inputs
             if x.data.dtype in LOW or type(x) is _WeakScalar:
                 low = _low_precision_result(inputs)
@@ -119,7 +128,10 @@ class Op:
                     inputs = [_round_weak(x, low) for x in inputs]
                 break
         op = cls(**params)
-        data = op.forward(*[x.data for x in inputs])
+        try:
+            data = op.forward(*[x.data for x in inputs])
+        except (TypeError, ValueError) as e:  # numpy's own errors: say which op and operands
+            raise _forward_error(cls, inputs, e) from e
         out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))
         if _state.enabled and out.data.dtype in FLOAT_SET:
             # (requires_grad is only ever set on float tensors, and only they are watched)
@@ -143,13 +155,25 @@ class Op:
     def backward(self, g, out):
         """Cotangents for the inputs: ``vjp`` plus un-broadcasting and the input's dtype."""
         grads = self.vjp(g, out)
+        if type(grads) is not tuple or len(grads) != len(self.inputs):
+            if not isinstance(grads, (tuple, list)) or len(grads) != len(self.inputs):
+                raise _vjp_error(self, grads)
         result = []
         for x, need, gx in zip(self.inputs, self.needs, grads):
             if not need or gx is None:
                 result.append(None)
                 continue
+            if not isinstance(gx, Tensor):
+                raise TypeError(f"{self.name}.vjp returned a {type(gx).__name__} for input "
+                                f"{len(result)}; a cotangent must be a minigrad Tensor (write "
+                                f"the vjp with minigrad ops) or None")
             if gx.shape != x.shape:
-                gx = gx.sum_to(x.shape)
+                try:
+                    gx = gx.sum_to(x.shape)
+                except ValueError:
+                    raise ValueError(f"{self.name}.vjp returned a cotangent of shape {gx.shape} "
+                                     f"for input {len(result)} of shape {x.shape}; it must have "
+                                     f"the input's shape (or broadcast to it)") from None
             if gx.dtype != x.dtype:
                 gx = gx.astype(x.dtype)
             result.append(gx)
@@ -162,6 +186,42 @@ class Op:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+def _constants(cls, inputs):
+    """``inputs`` with numpy arrays and scalars wrapped as constant tensors, or a TypeError
+    naming the op and the input that is neither."""
+    converted = []
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            if not isinstance(x, (np.ndarray, np.generic)):
+                raise TypeError(f"{cls.__name__}.apply takes minigrad Tensors (numpy arrays are "
+                                f"taken as constants); input {i} is {type(x).__name__}")
+            x = _tensor._operand(x, what=f"{cls.__name__}.apply input {i}")
+        converted.append(x)
+    return converted
+
+
+def _forward_error(cls, inputs, e):
+    operands = ", ".join(f"{x.data.dtype} {x.data.shape}" for x in inputs)
+    message = f"{cls.__name__} on operands ({operands}): {e}"
+    try:
+        return type(e)(message)
+    except Exception:  # an exception class that takes other arguments
+        return (ValueError if isinstance(e, ValueError) else TypeError)(message)
+
+
+def _vjp_error(op, grads):
+    n = len(op.inputs)
+    expected = (f"a tuple of {n} cotangent{'s' if n != 1 else ''}, one per input (None where "
+                f"not needed)")
+    if isinstance(grads, (tuple, list)):
+        return ValueError(f"{op.name}.vjp returned {len(grads)} cotangent"
+                          f"{'s' if len(grads) != 1 else ''} for {n} input"
+                          f"{'s' if n != 1 else ''}; it must return {expected}")
+    hint = " (write `return (g,)`, not `return g`)" if isinstance(grads, Tensor) and n == 1 else ""
+    return TypeError(f"{op.name}.vjp returned a {type(grads).__name__}; it must return "
+                     f"{expected}{hint}")
 
 
 # -- the low-precision rule ---------------------------------------------------------------------
@@ -357,6 +417,9 @@ def grad(outputs, inputs, grad_outputs=None, *, retain_graph=None, create_graph=
     >>> float(dx), float(ddx)
     (27.0, 18.0)
     """
+    create_graph = flag(create_graph, "create_graph")
+    retain_graph = optional_flag(retain_graph, "retain_graph")
+    allow_unused = flag(allow_unused, "allow_unused")
     outputs, _ = _as_list(outputs, "outputs")
     inputs, _ = _as_list(inputs, "inputs")
     if grad_outputs is not None and not isinstance(grad_outputs, (list, tuple)):
@@ -394,6 +457,8 @@ def grad(outputs, inputs, grad_outputs=None, *, retain_graph=None, create_graph=
 
 def backward(tensor, gradient=None, *, retain_graph=None, create_graph=False):
     """Accumulate d tensor / d leaf into ``leaf.grad`` for every leaf that requires grad."""
+    create_graph = flag(create_graph, "create_graph")
+    retain_graph = optional_flag(retain_graph, "retain_graph")
     cotangents = _check_outputs([tensor], None if gradient is None else [gradient])
     if not tensor.requires_grad:
         raise RuntimeError(
@@ -440,6 +505,14 @@ class GradientTape:
     source). A non-scalar target is summed, as in TensorFlow. A tape that is not
     ``persistent`` answers ``gradient`` once.
 
+    A ``persistent`` tape may be asked for gradients many times and re-entered (``with tape:``
+    again); it keeps recording onto the same listing until :meth:`reset`. What it keeps: the
+    watched tensors only weakly (a tensor nothing else holds is freed, and forgotten by the
+    tape), the recorded graph never (that lives in the tensors), and its printable listing of
+    ops (a few hundred bytes per op) until ``reset()``. So a persistent tape re-entered in a
+    training loop grows by that listing each step: call ``tape.reset()`` at the top of the
+    loop, or make a new tape per step.
+
     Nested tapes give higher-order gradients: a ``gradient`` call made while another tape is
     recording records its own backward pass on that tape.
 
@@ -457,8 +530,11 @@ class GradientTape:
     """
 
     def __init__(self, persistent=False):
-        self.persistent = bool(persistent)
-        self._watched = {}
+        self.persistent = flag(persistent, "persistent")
+        # Weak: a watched tensor that nothing else holds is dropped (its entry goes with it,
+        # before its id can be reused), so a persistent tape re-entered in a loop does not
+        # keep every step's watched tensors alive.
+        self._watched = weakref.WeakValueDictionary()
         self._records = []
         self._recording = False
         self._used = False
@@ -504,7 +580,8 @@ class GradientTape:
             yield
 
     def reset(self):
-        """Forget everything recorded and watched so far."""
+        """Forget everything recorded and watched so far (the listing too; see the class
+        docstring on persistent tapes)."""
         self._watched.clear()
         self._records.clear()
         self._used = False
@@ -521,7 +598,8 @@ class GradientTape:
                 "a non-persistent GradientTape can only compute one gradient; create it with "
                 "GradientTape(persistent=True) to call gradient() several times"
             )
-        if unconnected_gradients not in ("none", "zero"):
+        if not isinstance(unconnected_gradients, str) or \
+                unconnected_gradients not in ("none", "zero"):
             raise ValueError(
                 f"unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}"
             )
@@ -563,4 +641,4 @@ class GradientTape:
 
 
 from ._tensor import Tensor, _WeakScalar  # noqa: E402  (Tensor's module imports this one)
-from . import _ops  # noqa: E402  (the casts of the low-precision rule)
+from . import _ops, _tensor  # noqa: E402  (the casts of the low-precision rule; constants)

@@ -63,8 +63,9 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The thread count for the kernels: set_num_threads(), else OMP_NUM_THREADS, else 1."""
-    return _num_threads
+    """The thread count for the kernels: set_num_threads(), else OMP_NUM_THREADS, else 1;
+    and 1 in a forked child process, where the kernels run on one thread (see below)."""
+    return 1 if _in_forked_child else _num_threads
 
 
 _in_forked_child = False

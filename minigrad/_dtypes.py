@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - exercised where ml_dtypes is absent
     ml_dtypes = None
 
 __all__ = ["bfloat16", "FLOATS", "is_float", "is_low", "opmath", "as_dtype", "finfo",
-           "is_numeric", "BFLOAT16_HINT"]
+           "is_numeric", "numeric_dtype", "BFLOAT16_HINT"]
 
 float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 bfloat16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes is not None else None
@@ -66,8 +66,17 @@ def as_dtype(dtype):
         return bfloat16
     try:
         return np.dtype(dtype)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise TypeError(f"dtype {dtype!r} is not a numpy dtype: {e}") from None
+
+
+def numeric_dtype(dtype, what="dtype"):
+    """``as_dtype(dtype)`` in native byte order, if a tensor may hold it (see ``is_numeric``);
+    else a TypeError naming ``what``."""
+    dtype = as_dtype(dtype)
+    if not is_numeric(dtype):
+        raise TypeError(f"{what} must be a bool, integer or float dtype, got {dtype}")
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
 def finfo(dtype):

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import _dtypes
+from . import _checks, _dtypes
 from ._autograd import Op
 from ._tensor import Tensor, _is_python_scalar, _operand
 
@@ -42,16 +42,6 @@ def _pair(a, b):
 def _const(value, like):
     """A 0-d constant of ``like``'s dtype."""
     return Tensor._wrap(np.asarray(value, dtype=like.dtype))
-
-
-def _axes(axis, ndim):
-    """``axis`` (None, an int or a tuple) as a tuple of non-negative axes, checked as numpy
-    does (the common cases without numpy's slower general routine)."""
-    if axis is None:
-        return tuple(range(ndim))
-    if type(axis) is int and -ndim <= axis < ndim:
-        return (axis % ndim,)
-    return normalize_axis_tuple(axis, ndim)
 
 
 def _kept_shape(shape, axis):
@@ -153,6 +143,8 @@ def add(x, y):
 def subtract(x, y):
     """Elementwise ``x - y`` (``x + (-y)``, which IEEE arithmetic makes identical)."""
     x, y = _pair(x, y)
+    if not _dtypes.is_float(y.dtype):  # negate integers in the result's dtype: -uint8(3) wraps
+        y = astype(y, np.result_type(x.dtype, y.dtype))
     return Add.apply(x, Neg.apply(y))
 
 
@@ -305,12 +297,17 @@ def tanh(x):
     return Tanh.apply(_operand(x))
 
 
+def _floating(x):
+    """``x`` as a tensor, integers and bools made floats as numpy's ``np.tanh`` makes them."""
+    x = _operand(x)
+    if not _dtypes.is_float(x.dtype):
+        x = astype(x, np.result_type(x.dtype, np.float16))
+    return x
+
+
 def sigmoid(x):
     """Elementwise logistic function ``1 / (1 + exp(-x))``, computed without overflow."""
-    x = _operand(x)
-    if not _dtypes.is_float(x.dtype):  # integers and bools become floats, as in np.tanh
-        x = astype(x, np.result_type(x.dtype, np.float16))
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(_floating(x))
 
 
 def relu(x):
@@ -334,7 +331,7 @@ class Cast(Op):
 def astype(x, dtype):
     """``x`` converted to ``dtype``; differentiable between float dtypes."""
     x = _operand(x)
-    dtype = np.dtype(dtype)
+    dtype = _dtypes.numeric_dtype(dtype)
     return x if x.dtype == dtype else Cast.apply(x, dtype=dtype)
 
 
@@ -405,6 +402,33 @@ def clip(x, a_min, a_max):
 # --------------------------------------------------------------------------------------------
 # Reductions
 # --------------------------------------------------------------------------------------------
+def _axes(axis, ndim):
+    """The reduced axes: ``axis`` (None, an int or a tuple) as a tuple of non-negative axes.
+
+    On a 0-d tensor an int axis of 0 or -1 reduces nothing, as numpy's ``sum``, ``max`` and
+    ``min`` (its ufunc reductions) accept; ``numpy.mean`` refuses it, minigrad's ``mean``
+    follows ``sum``.
+    """
+    if type(axis) is tuple:  # already normalized? (the ops pass their axes on)
+        for a in axis:
+            if type(a) is not int or not 0 <= a < ndim:
+                break
+        else:
+            if len(axis) < 2 or len(set(axis)) == len(axis):
+                return axis
+    if ndim == 0 and axis is not None and not isinstance(axis, (tuple, list)) \
+            and _checks.integer(axis, "axis") in (0, -1):
+        return ()
+    return _checks.axes(axis, ndim)
+
+
+def _reduction_args(x, axis, keepdims):
+    """Checked ``axis`` (as a tuple) and ``keepdims`` of a reduction over tensor ``x``."""
+    if keepdims is not False and keepdims is not True:
+        keepdims = _checks.flag(keepdims, "keepdims")
+    return _axes(axis, x.ndim), keepdims
+
+
 def _pairwise_sum(a, axis=None, keepdims=False):
     """``np.sum(a, axis, keepdims)``, pairwise along every reduced axis.
 
@@ -506,13 +530,16 @@ def sum(x, axis=None, keepdims=False):
     Floats are summed pairwise along every axis (numpy does so only along the contiguous
     one), so the error grows as log(n), not n; float16/bfloat16 sum in float32.
     """
-    return Sum.apply(_operand(x), axis=axis, keepdims=keepdims)
+    x = _operand(x)
+    axis, keepdims = _reduction_args(x, axis, keepdims)
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
     """Mean over ``axis``, as ``numpy.mean``: integers and bools give float64; floats keep
     their dtype (float16/bfloat16 are summed in float32 and rounded once)."""
     x = _operand(x)
+    axis, keepdims = _reduction_args(x, axis, keepdims)
     if not _dtypes.is_float(x.dtype):
         x = astype(x, np.float64)
     return Mean.apply(x, axis=axis, keepdims=keepdims)
@@ -520,12 +547,16 @@ def mean(x, axis=None, keepdims=False):
 
 def max(x, axis=None, keepdims=False):
     """Maximum over ``axis``, as ``numpy.max``; tied maxima share the gradient equally."""
-    return Max.apply(_operand(x), axis=axis, keepdims=keepdims)
+    x = _operand(x)
+    axis, keepdims = _reduction_args(x, axis, keepdims)
+    return Max.apply(x, axis=axis, keepdims=keepdims)
 
 
 def min(x, axis=None, keepdims=False):
     """Minimum over ``axis``, as ``numpy.min``; tied minima share the gradient equally."""
-    return Min.apply(_operand(x), axis=axis, keepdims=keepdims)
+    x = _operand(x)
+    axis, keepdims = _reduction_args(x, axis, keepdims)
+    return Min.apply(x, axis=axis, keepdims=keepdims)
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,19 +657,23 @@ def logsumexp(x, axis=None, keepdims=False):
     Computed as ``m + log(sum(exp(x - m)))`` with ``m`` the max as a constant (0 where it is
     infinite, so a row of only ``-inf`` gives ``-inf``, not NaN).
     """
-    return LogSumExp.apply(_operand(x), axis=axis, keepdims=keepdims)
+    x = _floating(x)  # x - max would wrap for unsigned integers
+    axis, keepdims = _reduction_args(x, axis, keepdims)
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
 
 
 def log_softmax(x, axis=-1):
     """Log-probabilities along ``axis`` (default: the last), ``(x - m) - log(sum(exp(x - m)))``
     with ``m`` the max: never ``x - logsumexp(x)``, which loses the digits of ``x`` (at
     ``[1e4, 10001]`` in float32 that form is off by 2e-4, at ``[1e8, 1e8]`` it gives 0)."""
-    return LogSoftmax.apply(_operand(x), axis=axis)
+    x = _floating(x)
+    return LogSoftmax.apply(x, axis=_axes(axis, x.ndim))
 
 
 def softmax(x, axis=-1):
     """``exp(x - m) / sum(exp(x - m))`` along ``axis`` (default: the last), ``m`` the max."""
-    return Softmax.apply(_operand(x), axis=axis)
+    x = _floating(x)
+    return Softmax.apply(x, axis=_axes(axis, x.ndim))
 
 
 # --------------------------------------------------------------------------------------------
@@ -651,7 +686,10 @@ class Reshape(Op):
         self.shape = shape
 
     def forward(self, x):
-        return x.reshape(self.shape)
+        try:
+            return x.reshape(self.shape)
+        except ValueError as e:  # two -1s, a negative size, a size that does not match
+            raise ValueError(f"cannot reshape to shape {self.shape}: {e}") from None
 
     def vjp(self, g, out):
         return (g.reshape(self.inputs[0].shape),)
@@ -685,15 +723,14 @@ class BroadcastTo(Op):
 
 
 def _shape_arg(shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = shape[0]
-    return tuple(int(n) for n in shape)
+    """A method's ``*shape`` (``t.reshape(2, 3)`` or ``t.reshape((2, 3))``) as one argument."""
+    return shape[0] if len(shape) == 1 else shape
 
 
 def reshape(x, shape):
     """``x`` with a new shape (one dimension may be -1), as ``numpy.reshape``."""
     x = _operand(x)
-    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
+    shape = _checks.int_tuple(shape, "shape")
     if shape.count(-1) == 1:  # resolve -1 here, so that a no-op reshape records nothing
         known = math.prod(n for n in shape if n != -1)
         if known and x.size % known == 0:
@@ -705,7 +742,7 @@ def transpose(x, axes=None):
     """Permute the axes (default: reverse them), as ``numpy.transpose``."""
     x = _operand(x)
     if axes is not None:
-        axes = normalize_axis_tuple(axes, x.ndim)
+        axes = _checks.axes(axes, x.ndim, "axes")
         if len(axes) != x.ndim:
             raise ValueError(f"axes {axes} don't match a tensor of {x.ndim} dimensions")
     return Transpose.apply(x, axes=axes)
@@ -714,6 +751,8 @@ def transpose(x, axes=None):
 def swapaxes(x, axis1, axis2):
     """Interchange two axes, as ``numpy.swapaxes``."""
     x = _operand(x)
+    if type(axis1) is not int or type(axis2) is not int:
+        axis1, axis2 = _checks.integer(axis1, "axis1"), _checks.integer(axis2, "axis2")
     a, b = normalize_axis_tuple((axis1, axis2), x.ndim, allow_duplicate=True)
     axes = list(range(x.ndim))
     axes[a], axes[b] = axes[b], axes[a]
@@ -728,26 +767,27 @@ def _shape_only(x):
 def expand_dims(x, axis):
     """Insert size-1 axes at ``axis`` (an int or tuple), as ``numpy.expand_dims``."""
     x = _operand(x)
-    return reshape(x, np.expand_dims(_shape_only(x), axis).shape)
+    return reshape(x, np.expand_dims(_shape_only(x), _checks.int_tuple(axis, "axis")).shape)
 
 
 def squeeze(x, axis=None):
     """Remove size-1 axes (all, or those in ``axis``), as ``numpy.squeeze``."""
     x = _operand(x)
+    axis = None if axis is None else _checks.int_tuple(axis, "axis")
     return reshape(x, np.squeeze(_shape_only(x), axis).shape)
 
 
 def broadcast_to(x, shape):
     """``x`` broadcast to ``shape``, as ``numpy.broadcast_to``."""
     x = _operand(x)
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    shape = _checks.int_tuple(shape, "shape")
     return x if shape == x.shape else BroadcastTo.apply(x, shape=shape)
 
 
 def sum_to(x, shape):
     """Sum ``x`` down to ``shape``, undoing broadcasting (leading axes and size-1 axes)."""
     x = _operand(x)
-    shape = tuple(shape)
+    shape = _checks.int_tuple(shape, "shape")
     lead = x.ndim - len(shape)
     if lead < 0 or any(n not in (1, x.shape[lead + i]) for i, n in enumerate(shape)):
         raise ValueError(f"cannot sum a tensor of shape {x.shape} to shape {shape}")
@@ -835,6 +875,7 @@ def concatenate(tensors, axis=0):
         raise ValueError("need at least one tensor to concatenate")
     if axis is None:
         tensors, axis = [t.reshape(-1) for t in tensors], 0
+    axis = _checks.integer(axis, "axis")
     dtype = np.result_type(*(t.dtype for t in tensors))
     return Concatenate.apply(*(astype(t, dtype) for t in tensors), axis=axis)
 
@@ -858,7 +899,8 @@ class MatMul(Op):
         if a.ndim > 2 and b.ndim == 2:
             # a stack times one matrix is one 2-D product: numpy's stacked loop against a
             # transposed view is a slow path (9x at [64, 8, 64] @ [192, 64].T)
-            return np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
+            rows = math.prod(a.shape[:-1])  # (not -1: the shape may hold a 0)
+            return np.matmul(a.reshape(rows, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[-1:])
         return np.matmul(a, b)
 
     def vjp(self, g, out):
@@ -877,7 +919,8 @@ class MatMul(Op):
             ga = (g2 @ b2.swapaxes(-1, -2)).sum_to(a2.shape).reshape(a.shape)
         if self.needs[1]:
             if a.ndim > 2 and b.ndim == 2:  # the batch summed inside one 2-D product
-                gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                rows = math.prod(a.shape[:-1])
+                gb = a.reshape(rows, a.shape[-1]).T @ g.reshape(rows, g.shape[-1])
             else:
                 gb = (a2.swapaxes(-1, -2) @ g2).sum_to(b2.shape).reshape(b.shape)
         return ga, gb
@@ -930,7 +973,8 @@ def linear(x, weight, bias=None):
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: the last axis of x must have size in_features = "
                          f"{weight.shape[1]}, got x of shape {x.shape}")
-    inputs = [x if x.ndim == 2 else reshape(x, (-1, weight.shape[1])), weight]
+    inputs = [x if x.ndim == 2 else reshape(x, (math.prod(x.shape[:-1]), weight.shape[1])),
+              weight]
     if bias is not None:
         bias = _operand(bias)
         if bias.shape != weight.shape[:1]:

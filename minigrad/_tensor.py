@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from . import _autograd, _dtypes
+from . import _autograd, _checks, _dtypes
 
 __all__ = ["Tensor", "tensor", "from_numpy", "as_tensor", "from_dlpack"]
 
@@ -22,21 +22,76 @@ def _holds_arrays(data):
     return isinstance(data, (np.ndarray, np.generic, Tensor))
 
 
-def _to_array(data, dtype):
-    """``data`` as a numeric ndarray; Python floats (and lists of them) default to float32."""
-    from_python = not _holds_arrays(data)
-    try:
-        arr = np.array(data, dtype=dtype)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"cannot make a tensor from {type(data).__name__} data: {e}") from None
-    if not _dtypes.is_numeric(arr.dtype):
+def _to_array(data, dtype, what="tensor data", python_floats=_dtypes.float32):
+    """``data`` as a new numeric ndarray in native byte order; Python floats (and lists of
+    them) default to ``python_floats``. Errors name ``what`` and, inside nested lists, the
+    position of the bad item."""
+    if isinstance(data, (np.ndarray, np.generic)):
+        source = np.asarray(data)
+        from_python = False
+    else:
+        from_python = not _holds_arrays(data)
+        try:
+            source = np.array(data)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{what} must be numbers or (nested lists of) arrays, got "
+                            f"{type(data).__name__} data that numpy cannot read: {e}") from None
+    if source.dtype == object:
+        source = _from_objects(source, dtype, what)
+    elif not _dtypes.is_numeric(source.dtype):
         raise TypeError(
-            f"tensor data must be numeric (bool, integer or float), got dtype {arr.dtype}"
+            f"{what} must be numeric (bool, integer or float), got dtype {source.dtype}"
             f"{' from ' + type(data).__name__ if from_python else ''}"
         )
-    if dtype is None and from_python and arr.dtype == np.float64:
-        arr = arr.astype(np.float32)
-    return arr
+    if dtype is None:
+        dtype = python_floats if from_python and source.dtype == np.float64 else source.dtype
+    if not dtype.isnative:  # big-endian data on a little-endian machine: converted once
+        dtype = dtype.newbyteorder("=")
+    if from_python and dtype.kind in "iu" and source.dtype.kind in "iuf":
+        _check_range(source, dtype, what, data)  # numpy refuses Python ints that do not fit
+    if source is not data and source.base is None:  # already a new array of our own
+        return source.astype(dtype, copy=False)
+    return np.array(source, dtype=dtype)
+
+
+def _position(index):
+    return f" at index {''.join(f'[{i}]' for i in index)}" if index else ""
+
+
+def _from_objects(source, dtype, what):
+    """An object array (numpy's result for lists holding None, strings, or integers past
+    64 bits) as numbers, or an error naming the first item that is not a real number or
+    does not fit ``dtype``. A missing value is an error, never a NaN."""
+    for index, item in np.ndenumerate(source):
+        if not isinstance(item, (bool, np.bool_, numbers.Real)):
+            raise TypeError(f"{what} must be numeric (bool, integer or float), got "
+                            f"{type(item).__name__} {item!r}{_position(index)}")
+    if dtype is not None and dtype.kind in "iu":
+        _check_range(source, dtype, what)
+    elif dtype is None:
+        for index, item in np.ndenumerate(source):
+            if isinstance(item, int) and not -2**63 <= item < 2**64:
+                raise ValueError(f"{what}: the integer {item}{_position(index)} fits neither "
+                                 f"int64 nor uint64; pass a float dtype to store it")
+    return np.array(source.tolist(), dtype=dtype if dtype is not None else np.float64
+                    ).reshape(source.shape)
+
+
+def _check_range(source, dtype, what, data=None):
+    """ValueError naming the first number of ``source`` that integer ``dtype`` cannot hold
+    (read exactly from the Python ``data`` it came from, if given: numpy may have made
+    integers past 2**63 floats)."""
+    info = np.iinfo(dtype)
+    if source.dtype != object:
+        with np.errstate(invalid="ignore"):
+            if ((source >= info.min) & (source < info.max + 1)).all():
+                return
+        if data is not None:
+            source = np.array(data, dtype=object)
+    for index, item in np.ndenumerate(source):
+        if not (info.min <= item < info.max + 1):  # NaN fails too
+            raise ValueError(f"{what}: {item}{_position(index)} is out of range for {dtype}: "
+                             f"expected a number in [{info.min}, {info.max}]")
 
 
 class Tensor:
@@ -56,7 +111,7 @@ class Tensor:
     def __init__(self, data, *, dtype=None, requires_grad=False):
         if isinstance(data, Tensor):
             data = data.data
-        self.data = _to_array(data, None if dtype is None else _dtypes.as_dtype(dtype))
+        self.data = _to_array(data, None if dtype is None else _dtypes.numeric_dtype(dtype))
         self.grad = None
         self._node = None
         self._requires_grad = False
@@ -77,15 +132,16 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, flag):
-        flag = bool(flag)
+        flag = _checks.flag(flag, "requires_grad")
         if self._node is not None:
             raise RuntimeError(
                 "requires_grad can only be changed on a leaf tensor; use .detach() to get a leaf"
             )
         if flag and not _dtypes.is_float(self.data.dtype):
             raise TypeError(
-                f"only {_dtypes.FLOAT_NAMES} tensors can require gradients, this one is "
-                f"{self.data.dtype}; convert it first, e.g. minigrad.tensor(x, dtype='float32')"
+                f"requires_grad=True needs a {_dtypes.FLOAT_NAMES} tensor (only those carry "
+                f"gradients), this one is {self.data.dtype}; convert it first, e.g. "
+                f"minigrad.tensor(x, dtype='float32')"
             )
         self._requires_grad = flag
 
@@ -210,10 +266,14 @@ def tensor(data, *, dtype=None, requires_grad=False):
     data : array_like
         Numbers, nested lists, or a numpy array. Float16, float32 and float64 arrays keep their
         dtype; Python floats (and lists of them) become **float32**; Python ints become int64.
+        Arrays of non-native byte order are converted to native order. ``None`` or a string
+        among the numbers is a ``TypeError`` naming its index (numpy would make ``None`` a NaN
+        under a float ``dtype``), and an integer that ``dtype`` cannot hold a ``ValueError``.
     dtype : numpy dtype, optional
         Force a dtype.
     requires_grad : bool
-        Record ops on this tensor so gradients can flow back to it (float dtypes only).
+        Record ops on this tensor so gradients can flow back to it (float dtypes only). Must
+        be ``True`` or ``False`` (a numpy bool too), not any truthy value.
 
     Examples
     --------
@@ -295,7 +355,8 @@ def from_dlpack(data):
 
 
 def _is_python_scalar(x):
-    return isinstance(x, (bool, numbers.Number)) and not isinstance(x, (np.generic, np.ndarray))
+    return type(x) in (bool, int, float, complex) or (
+        isinstance(x, (int, float, complex)) and not isinstance(x, np.generic))
 
 
 class _WeakScalar(Tensor):
@@ -310,9 +371,11 @@ class _WeakScalar(Tensor):
     __slots__ = ("promotes_as",)
 
 
-def _operand(x, like=None):
+def _operand(x, like=None, what="operand"):
     """``x`` as a Tensor operand. A Python scalar next to tensor ``like`` is a *weak* scalar:
-    it takes numpy's promoted dtype (so ``float32 tensor * 2.0`` stays float32)."""
+    it takes numpy's promoted dtype (so ``float32 tensor * 2.0`` stays float32). Anything
+    else is converted as :func:`tensor` converts it (a list of Python floats is float32,
+    beside any tensor), and an array of non-native byte order is converted to native."""
     if isinstance(x, Tensor):
         return x
     if like is not None and _is_python_scalar(x):
@@ -323,21 +386,16 @@ def _operand(x, like=None):
             weak = _WeakScalar._wrap(np.asarray(x, dtype=_dtypes.float32))
             weak.promotes_as = dtype
             return weak
-        return Tensor._wrap(np.asarray(x, dtype=dtype))
+        try:
+            return Tensor._wrap(np.asarray(x, dtype=dtype))
+        except OverflowError:  # NEP 50: a Python int must fit the other operand's dtype
+            raise ValueError(f"{what} {x} is out of range for {dtype}, the dtype of the other "
+                             f"operand (numpy's rule for Python ints)") from None
     if isinstance(x, (np.ndarray, np.generic)):
         arr = np.asarray(x)
-        if not _dtypes.is_numeric(arr.dtype):
-            raise TypeError(f"expected numeric data, got an array of dtype {arr.dtype}")
-        return Tensor._wrap(arr)
-    if like is not None:
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError):
-            arr = None
-        if arr is None or not _dtypes.is_numeric(arr.dtype):
-            raise TypeError(f"unsupported operand of type {type(x).__name__} for a minigrad op")
-        return Tensor._wrap(arr)
-    return Tensor(x)
+        if arr.dtype.isnative and _dtypes.is_numeric(arr.dtype):
+            return Tensor._wrap(arr)  # no copy: ops never write their inputs
+    return Tensor._wrap(_to_array(x, None, what))
 
 
 from . import _ops  # noqa: E402  (as_tensor casts with astype; _ops imports this module)

@@ -50,7 +50,7 @@ import numpy as np
 
 from . import _dtypes
 from ._autograd import grad
-from ._checks import non_negative, positive_int
+from ._checks import flag, integer, non_negative, optional_flag, positive_int
 from ._tensor import Tensor
 
 __all__ = ["gradcheck", "gradgradcheck", "check_grads", "GradcheckError", "Failure", "Entry",
@@ -123,15 +123,19 @@ def _check_dtype(dtype):
     return dtype
 
 
-def _check_options(eps, atol, rtol, max_report, full_jacobian):
+def _check_options(fn, eps, atol, rtol, max_report, full_jacobian, seed, raise_exception):
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     if non_negative(eps, "eps") == 0:
         raise ValueError("eps must be > 0, got 0")
     for name, value in (("atol", atol), ("rtol", rtol)):
         if value is not None:
             non_negative(value, name)
     positive_int(max_report, "max_report")
-    if full_jacobian not in (None, True, False):
-        raise TypeError(f"full_jacobian must be None, True or False, got {full_jacobian!r}")
+    optional_flag(full_jacobian, "full_jacobian")
+    flag(raise_exception, "raise_exception")
+    if integer(seed, "seed") < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
 
 
 def _leaves(inputs, dtype):
@@ -151,7 +155,8 @@ def _leaves(inputs, dtype):
             analytic.append(x)
             numeric.append(x)
     if not checked:
-        raise ValueError("gradcheck needs at least one input tensor with requires_grad=True")
+        raise ValueError("gradcheck needs at least one tensor with requires_grad=True among its "
+                         "inputs")
     return analytic, numeric, checked
 
 
@@ -726,9 +731,10 @@ def _conclude(parts, raise_exception, dtype, max_report):
     raise GradcheckError("\n\n".join(texts), [f for p in failed for f in p.failures])
 
 
-def _setup(inputs, eps, atol, rtol, max_report, full_jacobian, dtype):
+def _setup(fn, inputs, eps, atol, rtol, max_report, full_jacobian, dtype, seed,
+           raise_exception=True):
     """Checked options; the arguments for each side; the checked positions and their labels."""
-    _check_options(eps, atol, rtol, max_report, full_jacobian)
+    _check_options(fn, eps, atol, rtol, max_report, full_jacobian, seed, raise_exception)
     dtype = _check_dtype(dtype)
     inputs = _as_tuple(inputs)
     args, numeric_args, checked = _leaves(inputs, dtype)
@@ -797,8 +803,8 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=None, rtol=None, raise_exception=Tru
     >>> minigrad.gradcheck(lambda x: x.sigmoid(), [x], dtype="float32")  # vs float64 differences
     True
     """
-    dtype, inputs, args, numeric_args, checked, labels = _setup(inputs, eps, atol, rtol, max_report,
-                                                                full_jacobian, dtype)
+    dtype, inputs, args, numeric_args, checked, labels = _setup(
+        fn, inputs, eps, atol, rtol, max_report, full_jacobian, dtype, seed, raise_exception)
     problem = _Problem(fn, args, checked, labels, dtype=dtype, full_jacobian=full_jacobian, seed=seed)
     part = _compare("gradcheck", "first derivatives", problem,
                     _evaluate_function(fn, problem.float_outs), numeric_args,
@@ -834,8 +840,8 @@ def gradgradcheck(fn, inputs, *, eps=1e-6, atol=None, rtol=None, raise_exception
     >>> minigrad.gradgradcheck(lambda x: (x ** 3).sum(), [x])
     True
     """
-    dtype, inputs, args, numeric_args, checked, labels = _setup(inputs, eps, atol, rtol, max_report,
-                                                                full_jacobian, dtype)
+    dtype, inputs, args, numeric_args, checked, labels = _setup(
+        fn, inputs, eps, atol, rtol, max_report, full_jacobian, dtype, seed, raise_exception)
     outs = _outputs(fn, args)
     float_outs = [k for k, y in enumerate(outs) if _dtypes.is_float(y.dtype)]
     rng = np.random.default_rng(seed + 1)
@@ -910,8 +916,8 @@ def check_grads(fn, inputs, order=2, *, eps=1e-6, atol=None, rtol=None, seed=0, 
     if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r} (differences of differences of "
                          f"differences are too noisy in float64 to check a third order)")
-    dtype, inputs, args, numeric_args, checked, labels = _setup(inputs, eps, atol, rtol, max_report,
-                                                                full_jacobian, dtype)
+    dtype, inputs, args, numeric_args, checked, labels = _setup(
+        fn, inputs, eps, atol, rtol, max_report, full_jacobian, dtype, seed)
     first = _Problem(fn, args, checked, labels, dtype=dtype, full_jacobian=full_jacobian, seed=seed)
     evaluate = _evaluate_function(fn, first.float_outs)
     tolerances = dict(atol=atol, rtol=rtol, dtype=dtype)

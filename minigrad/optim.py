@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from . import _dtypes
-from ._checks import non_negative, positive_int, real
+from ._checks import flag, non_negative, positive_int, real
 from ._tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
@@ -44,12 +44,17 @@ class Optimizer:
     """
 
     def __init__(self, params, defaults):
-        if isinstance(params, Tensor):
-            raise TypeError("params must be an iterable of Tensors (e.g. model.parameters()), "
-                            "got a single Tensor; wrap it in a list")
-        params = list(params)
+        if isinstance(params, (Tensor, dict)):
+            raise TypeError(f"params must be an iterable of Tensors (e.g. model.parameters()) or "
+                            f"of parameter-group dicts, got a single {type(params).__name__}; "
+                            f"wrap it in a list")
+        params = _ordered(params, "params", "of Tensors (e.g. model.parameters()) or of "
+                                            "parameter-group dicts")
         if not params:
             raise ValueError("optimizer got an empty parameter list")
+        # The defaults are checked on their own: a group that overrides a bad default must not
+        # hide it (it would surface in the next group added without an override).
+        self._check_settings(defaults, "")
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}  # id(param) -> dict; ids are stable because the groups hold the params
@@ -63,7 +68,8 @@ class Optimizer:
             raise TypeError(f"a parameter group must be a dict with a 'params' key, got {group!r}")
         group = dict(group)
         params = group["params"]
-        params = [params] if isinstance(params, Tensor) else list(params)
+        params = [params] if isinstance(params, Tensor) else _ordered(
+            params, "a parameter group's 'params'", "of Tensors")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
@@ -81,8 +87,15 @@ class Optimizer:
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)
-        self._check(group)
+        self._check_settings(group, f"parameter group {len(self.param_groups)}: ")
         self.param_groups.append(group)
+
+    def _check_settings(self, settings, where):
+        """``_check`` on the defaults or on a group, the group named in the message."""
+        try:
+            self._check(settings)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{where}{e}") from None
 
     def zero_grad(self):
         """Set every parameter's ``.grad`` to None (``backward`` accumulates into it)."""
@@ -94,8 +107,11 @@ class Optimizer:
         """Update every parameter that has a gradient, in place."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                g = p.grad
+                if g is None:
                     continue
+                if not isinstance(g, Tensor) or g.shape != p.shape or not _dtypes.is_float(g.dtype):
+                    _refuse_grad(p)
                 state = self.state.setdefault(id(p), {})
                 if _dtypes.is_low(p.dtype):  # float32 arithmetic and state, rounded once
                     w = p.data.astype(np.float32)
@@ -116,6 +132,25 @@ class Optimizer:
             settings = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
             lines.append(f"  group {i}: {len(group['params'])} params, {settings}")
         return "\n".join(lines + [")"])
+
+
+def _ordered(items, what, of):
+    """``items`` as a list, if it is an iterable with an order (a set would shuffle the state)."""
+    if isinstance(items, (set, frozenset, str, bytes, dict)) or not hasattr(items, "__iter__"):
+        raise TypeError(f"{what} must be an ordered iterable {of}, got "
+                        f"{type(items).__name__} {items!r:.60}")
+    return list(items)
+
+
+def _refuse_grad(p):
+    """Say why a parameter's ``.grad`` (which users may assign) is not a float tensor of its
+    shape."""
+    if not isinstance(p.grad, Tensor):
+        raise TypeError(f"the .grad of a parameter of shape {p.shape} must be a Tensor or None, "
+                        f"got {type(p.grad).__name__}")
+    if p.grad.shape != p.shape or not _dtypes.is_float(p.grad.dtype):
+        raise ValueError(f"the .grad of a parameter of shape {p.shape} must have its shape and "
+                         f"a float dtype, got shape {p.grad.shape} and dtype {p.grad.dtype}")
 
 
 class SGD(Optimizer):
@@ -149,12 +184,13 @@ class SGD(Optimizer):
         non_negative(group["momentum"], "momentum")
         real(group["dampening"], "dampening")
         non_negative(group["weight_decay"], "weight_decay")
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+        if flag(group["nesterov"], "nesterov") and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"nesterov momentum needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
 
     def _update(self, w, g, state, group):
-        lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        # Python floats: a numpy float32 hyper-parameter would make the arithmetic float32
+        lr, momentum, wd = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
         if wd != 0:
             g = g + wd * w
         if momentum != 0:
@@ -164,7 +200,7 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = np.array(g, dtype=w.dtype)
             else:
                 buf *= momentum
-                buf += (1 - group["dampening"]) * g
+                buf += (1 - float(group["dampening"])) * g
             g = g + momentum * buf if group["nesterov"] else buf
         w -= lr * g
 
@@ -201,6 +237,7 @@ class Adam(Optimizer):
         non_negative(group["lr"], "lr")
         non_negative(group["eps"], "eps")
         non_negative(group["weight_decay"], "weight_decay")
+        flag(group["amsgrad"], "amsgrad")
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
@@ -209,7 +246,8 @@ class Adam(Optimizer):
                 raise ValueError(f"invalid betas[{i}]: {beta}, expected 0 <= beta < 1")
 
     def _update(self, w, g, state, group):
-        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])   # Python floats, as for SGD
         if wd != 0:
             if self._decoupled:
                 w *= 1 - lr * wd

@@ -5,10 +5,8 @@ labels of the dense op receive gradients (``-log_softmax(features)`` times the l
 upstream), as TensorFlow's raw op does.
 """
 
-import numpy as np
-
-from ._tensor import Tensor
-from .nn._xent import _INDICES, _as_dense_labels, _as_logits, _check_name, fused_dense, fused_sparse
+from .nn._xent import (_as_class_indices, _as_dense_labels, _as_logits, _check_name, fused_dense,
+                       fused_sparse)
 
 __all__ = ["SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits"]
 
@@ -78,9 +76,7 @@ def SparseSoftmaxCrossEntropyWithLogits(*, features, labels, name=None):
     """
     _check_name(name)
     features = _as_features(features)
-    labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-    if labels.dtype not in _INDICES:
-        raise TypeError(f"labels must be int32 or int64, got {labels.dtype}")
+    labels = _as_class_indices(labels)
     if labels.shape != features.shape[:1]:
         raise ValueError(
             f"labels must be a vector [batch_size] = ({features.shape[0]},) for features of shape "

@@ -158,7 +158,7 @@ def test_a_low_precision_mlp_trains(dtype):
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_bfloat16_without_ml_dtypes_says_what_to_install():
+def test_bfloat16_without_ml_dtypes_says_what_to_install(tmp_path):
     code = ("import sys; sys.modules['ml_dtypes'] = None\n"
             "import minigrad\n"
             "try:\n"
@@ -167,7 +167,10 @@ def test_bfloat16_without_ml_dtypes_says_what_to_install():
             "    print('ImportError:', e)\n"
             "print(minigrad.show_config(print_=False).get('bfloat16'))\n"
             "print(minigrad.tensor([1.0], dtype='float16') * 0.1)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # cwd: away from the source tree, which `python -c` would import ahead of the installed
+    # package (CI builds no kernels in place)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)
     assert "ImportError: bfloat16 needs the optional package ml_dtypes" in out.stdout
     assert 'pip install "minigrad[bfloat16]"' in out.stdout
     assert "float16" in out.stdout.splitlines()[-1]

@@ -22,7 +22,7 @@ from .. import _ops
 from .._autograd import Op
 from .._dtypes import is_float
 from .._random import as_generator
-from .._tensor import Tensor, as_tensor
+from .._tensor import Tensor, _operand
 from ._rows import row_max_array, row_sum, row_sum_array
 
 __all__ = ["AttentionWeights", "attention", "scaled_dot_product_attention"]
@@ -148,7 +148,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     array([[1.  , 0.  ],
            [0.33, 0.67]])
     """
-    q, k, v = as_tensor(query), as_tensor(key), as_tensor(value)
+    q, k, v = _operand(query), _operand(key), _operand(value)
     for name, t in (("query", q), ("key", k), ("value", v)):
         if not is_float(t.dtype):
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")

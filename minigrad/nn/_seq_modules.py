@@ -16,7 +16,7 @@ from .. import _ops
 from .._checks import non_negative, positive_int
 from .._dtypes import as_dtype, is_float
 from .._random import as_generator
-from .._tensor import Tensor, as_tensor
+from .._tensor import Tensor, _operand
 from . import _attention, functional as F, init
 from .modules import Linear, Module
 
@@ -391,7 +391,7 @@ class MultiheadAttention(Module):
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
                 attn_mask=None, average_attn_weights=True, is_causal=False):
         self_attention = query is key and key is value
-        q, k, v = as_tensor(query), as_tensor(key), as_tensor(value)
+        q, k, v = _operand(query), _operand(key), _operand(value)
         batched = self._check_inputs(q, k, v)
         if is_causal and attn_mask is None:
             raise ValueError("is_causal=True is a hint that attn_mask is the causal mask, as in "

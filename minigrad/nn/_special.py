@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _ops
 from .._autograd import Op
-from .._tensor import as_tensor
+from .._tensor import _operand
 
 __all__ = ["erf", "erfc", "erf_array", "erfc_array", "gelu"]
 
@@ -271,7 +271,7 @@ def erf(x):
     >>> x.grad.numpy().round(6)     # 2/sqrt(pi) exp(-x^2)
     array([1.128379, 0.415107])
     """
-    return Erf.apply(as_tensor(x))
+    return Erf.apply(_operand(x))
 
 
 def erfc(x):
@@ -280,7 +280,7 @@ def erfc(x):
     >>> minigrad.erfc(minigrad.tensor([0.0, 5.0], dtype="float64"))
     tensor([1.00000000e+00, 1.53745979e-12], dtype=float64)
     """
-    return Erfc.apply(as_tensor(x))
+    return Erfc.apply(_operand(x))
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,4 +400,4 @@ def gelu(input, approximate="none"):
     """Gaussian Error Linear Unit, ``x * Phi(x)`` (see :func:`minigrad.nn.functional.gelu`)."""
     if not isinstance(approximate, str) or approximate not in _APPROXIMATE:
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    return Gelu.apply(as_tensor(input), approximate=approximate)
+    return Gelu.apply(_operand(input), approximate=approximate)

@@ -27,7 +27,7 @@ from .. import _kernels, _ops
 from .._autograd import Op, graph_private_buffers, stop_gradient
 from .._dtypes import opmath
 from .._ops import astype
-from .._tensor import Tensor
+from .._tensor import Tensor, _to_array
 
 __all__ = [
     "softmax_cross_entropy_with_logits",
@@ -165,8 +165,8 @@ def _as_logits(logits, what="logits"):
         t = logits
     elif isinstance(logits, np.ndarray) and logits.dtype in _FLOAT_DTYPES:
         t = Tensor._wrap(logits)  # no copy: the kernels never write their inputs
-    else:
-        t = Tensor(logits)
+    else:  # array-likes, and arrays of other dtypes or byte orders: converted (a copy)
+        t = Tensor._wrap(_to_array(logits, None, what))
     if t.dtype not in _FLOAT_DTYPES:
         raise TypeError(f"{what} must be float16, float32 or float64, got {t.dtype}")
     if t.ndim == 0:
@@ -176,20 +176,45 @@ def _as_logits(logits, what="logits"):
 
 def _as_dense_labels(labels, logits):
     if isinstance(labels, (Tensor, np.ndarray, np.generic)):
-        t = labels if isinstance(labels, Tensor) else Tensor(labels)
+        t = labels if isinstance(labels, Tensor) else Tensor._wrap(_to_array(labels, None, "labels"))
         if t.dtype != logits.dtype:
             raise TypeError(
                 f"labels and logits must have the same dtype, got labels {t.dtype} and logits "
                 f"{logits.dtype}"
             )
     else:  # nested lists and Python numbers take the logits' dtype
-        t = Tensor(labels, dtype=logits.dtype)
+        t = Tensor._wrap(_to_array(labels, logits.dtype, "labels"))
     if t.shape != logits.shape:
         raise ValueError(
             f"labels and logits must have the same shape, got labels {t.shape} and logits "
             f"{logits.shape}"
         )
     return t
+
+
+def _index_array(labels, what="labels"):
+    """Class-index ``labels`` as a numeric array in native byte order (no copy for an array
+    that already is one); Python floats read as numpy reads them, ``[]`` as int64."""
+    if type(labels) is np.ndarray and labels.dtype in _INDICES:
+        return labels
+    if isinstance(labels, Tensor):
+        return labels.data
+    array = _to_array(labels, None, what, python_floats=np.dtype(np.float64))
+    if array.size == 0 and not isinstance(labels, (np.ndarray, np.generic)):
+        array = array.astype(np.int64)  # [] is a float64 array to numpy
+    return array
+
+
+def _as_class_indices(labels):
+    """Sparse ``labels`` as an int32/int64 array in native byte order (no copy when they
+    already are one), else a TypeError naming ``labels``."""
+    array = _index_array(labels)
+    if array.dtype not in _INDICES:
+        raise TypeError(
+            f"labels must be int32 or int64 class indices, got {array.dtype}; for "
+            f"probability labels use softmax_cross_entropy_with_logits"
+        )
+    return array
 
 
 def _class_axis(axis, ndim, keyword):
@@ -326,12 +351,7 @@ def sparse_softmax_cross_entropy_with_logits(*, labels, logits, name=None):
     """
     _check_name(name)
     logits = _as_logits(logits)
-    label_array = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-    if label_array.dtype not in _INDICES:
-        raise TypeError(
-            f"labels must be int32 or int64 class indices, got {label_array.dtype}; for "
-            f"probability labels use softmax_cross_entropy_with_logits"
-        )
+    label_array = _as_class_indices(labels)
     if label_array.shape != logits.shape[:-1]:
         raise ValueError(
             f"labels must have the shape of logits without its last (class) axis: got labels "

@@ -17,7 +17,7 @@ import numpy as np
 from .. import _ops
 from .._checks import real
 from .._dtypes import as_dtype, is_float
-from .._tensor import Tensor, as_tensor
+from .._tensor import Tensor, _operand
 from . import _attention, _embedding, _layer_norm, _special
 
 __all__ = [
@@ -31,7 +31,7 @@ __all__ = [
 # Sequence layers: embedding, layer norm, GELU, softmax, attention
 # --------------------------------------------------------------------------------------------
 def _float_tensor(x, name):
-    x = as_tensor(x)
+    x = _operand(x)
     if not is_float(x.dtype):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
@@ -218,7 +218,7 @@ def _softmax_dim(name, ndim, dim):
 
 
 def _as_dtype_for(x, dtype):
-    x = _float_tensor(x, "input") if dtype is None else as_tensor(x)
+    x = _float_tensor(x, "input") if dtype is None else _operand(x)
     if dtype is not None:
         dtype = as_dtype(dtype)
         if not is_float(dtype):

@@ -24,12 +24,11 @@ give a silently wrong variance.
 """
 
 import math
-import numbers
 
 import numpy as np
 
 from .. import _dtypes
-from .._checks import real
+from .._checks import int_tuple, real
 from .._random import as_generator
 
 __all__ = [
@@ -39,13 +38,11 @@ __all__ = [
 
 
 def _shape(shape):
-    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    shape = int_tuple(shape, "shape")
     for i, n in enumerate(shape):
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            raise TypeError(f"shape[{i}] must be an int, got {type(n).__name__} {n!r}")
         if n < 0:
             raise ValueError(f"shape[{i}] must be >= 0, got {n} in shape {shape}")
-    return tuple(int(n) for n in shape)
+    return shape
 
 
 def fans(shape):

@@ -5,10 +5,9 @@ helpers add the ``reduction`` that PyTorch users expect: ``"mean"`` (the default
 over the examples, ``"sum"`` adds them up, ``"none"`` returns them unchanged.
 """
 
-import numpy as np
 
-from .._tensor import Tensor
-from ._xent import (softmax_cross_entropy_with_logits, softmax_cross_entropy_with_logits_v2,
+from .. import _dtypes
+from ._xent import (_index_array, softmax_cross_entropy_with_logits, softmax_cross_entropy_with_logits_v2,
                     sparse_softmax_cross_entropy_with_logits)
 
 __all__ = ["cross_entropy", "soft_cross_entropy"]
@@ -62,9 +61,9 @@ def cross_entropy(logits, target, *, reduction="mean"):
     (2, 3)
     """
     reduction = _check_reduction(reduction)
-    target_dtype = np.asarray(target.data if isinstance(target, Tensor) else target).dtype
-    if target_dtype.kind == "f":
-        raise TypeError(f"cross_entropy takes integer class indices, got {target_dtype} targets; "
+    target = _index_array(target, "target")
+    if _dtypes.is_float(target.dtype) or target.dtype.kind == "f":
+        raise TypeError(f"cross_entropy takes integer class indices, got {target.dtype} targets; "
                         f"for probability targets use nn.soft_cross_entropy")
     return _reduce(sparse_softmax_cross_entropy_with_logits(labels=target, logits=logits), reduction)
 

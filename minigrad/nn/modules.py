@@ -25,7 +25,7 @@ import zipfile
 import numpy as np
 
 from .. import _dtypes, _ops
-from .._checks import positive_int
+from .._checks import flag, positive_int
 from .._random import as_generator
 from .._tensor import Tensor
 from . import init
@@ -145,8 +145,9 @@ class Module:
     # -- modes ------------------------------------------------------------------------------
     def train(self, mode=True):
         """Put this module and its submodules in training mode (or eval mode); return self."""
+        mode = flag(mode, "mode")
         for m in self.modules():
-            m.training = bool(mode)
+            m.training = mode
         return self
 
     def eval(self):
@@ -197,6 +198,7 @@ class Module:
         >>> bool((a.weight.data == b.weight.data).all())
         True
         """
+        strict = flag(strict, "strict")
         if not isinstance(state_dict, collections.abc.Mapping):
             raise TypeError(f"state_dict must be a mapping of names to arrays, "
                             f"got {type(state_dict).__name__}")
@@ -334,6 +336,7 @@ class Linear(Module):
                  weight_init=init.glorot_uniform):
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
+        bias = flag(bias, "bias")
         rng = as_generator(rng)
         # the initialisers take (fan_in, fan_out) shapes; PyTorch stores the transpose
         shape = (self.in_features, self.out_features)
