@@ -1,0 +1,306 @@
+"""Convolution: three recorded ops that are each other's VJPs, on an im2col with one matmul.
+
+For a fixed geometry (kernel, stride, padding, dilation, groups) the convolution
+``y = conv(x, w)`` is bilinear, so everything about its derivatives lives in one trilinear form
+``f(x, w, g) = <conv(x, w), g>``. Its three partial "adjoints" are the three ops here:
+
+* ``Conv(x, w[, b])``       -> y, shape ``[N, O, *out]``  (the forward; ``b`` is the bias),
+* ``ConvInputGrad(g, w)``   -> shape of x: the transposed convolution (``d f / d x``),
+* ``ConvWeightGrad(x, g)``  -> shape of w: the correlation of x with g (``d f / d w``).
+
+Differentiating ``f`` by any argument gives another of the three, so each op's VJP is made of
+the other two (see the comment on each ``vjp``): gradients of any order stay within these ops,
+and ``gradgradcheck`` sees exact second derivatives.
+
+The forward is an im2col: a zero-copy ``as_strided`` view of every window, copied once into a
+``[groups, N * out_positions, C_in/groups * kernel]`` matrix, times the weight matrix: one
+(batched over groups) BLAS matmul. The input gradient multiplies the other way and folds the
+columns back with one strided add per kernel offset (col2im). The output is laid out
+channels-last in memory and returned as an ``[N, O, *out]`` view, which saves a transposing
+copy per op; numpy's elementwise ops keep that layout and the next im2col reads it well.
+
+The same window machinery (:class:`Window`, :func:`windows`, :func:`fold`) serves pooling.
+"""
+
+import itertools
+import math
+import numbers
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .._autograd import Op
+from .._tensor import Tensor, as_tensor
+from .._dtypes import is_float
+
+__all__ = ["Window", "pad", "windows", "fold", "channels_last", "channels_first", "ntuple", "conv"]
+
+
+def ntuple(value, n, what, *, minimum=1):
+    """``value`` (an int or a sequence of ``n`` ints) as a tuple of ``n`` ints ``>= minimum``."""
+    items = (value,) * n if isinstance(value, numbers.Integral) else value
+    if isinstance(value, bool) or not isinstance(items, (tuple, list)):
+        raise TypeError(f"{what} must be an int or a tuple of {n} ints, "
+                        f"got {type(value).__name__} {value!r}")
+    if len(items) != n:
+        raise ValueError(f"{what} must be an int or a tuple of {n} ints, got {value!r}")
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{what} must hold ints, got {type(v).__name__} {v!r} in {value!r}")
+        if v < minimum:
+            raise ValueError(f"{what} must be >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+class Window:
+    """A sliding window over the spatial axes ``1 .. d`` of an array ``[N, *spatial, *rest]``.
+
+    Arrays are handled channels-last: the window functions take ``[N, *spatial, C...]``
+    (a ``moveaxis`` view of PyTorch's ``[N, C, *spatial]``), so the channels, the axis every
+    im2col row runs along, are the innermost, contiguous axis of the copies.
+
+    ``padding`` is a ``(before, after)`` pair per axis. ``out`` is the number of window
+    positions per axis, ``floor((n + before + after - dilation * (k - 1) - 1) / stride) + 1``.
+    """
+
+    __slots__ = ("spatial", "kernel", "stride", "padding", "dilation", "out")
+
+    def __init__(self, spatial, kernel, stride, padding, dilation):
+        self.spatial, self.kernel, self.stride = tuple(spatial), tuple(kernel), tuple(stride)
+        self.padding, self.dilation = tuple(padding), tuple(dilation)
+        self.out = tuple(
+            (n + before + after - d * (k - 1) - 1) // s + 1
+            for n, k, s, (before, after), d in zip(spatial, kernel, stride, padding, dilation)
+        )
+
+    @property
+    def padded(self):
+        return tuple(n + before + after for n, (before, after) in zip(self.spatial, self.padding))
+
+    def inner(self):
+        """The index of the unpadded input inside the padded array."""
+        return (slice(None),) + tuple(slice(before, before + n)
+                                      for n, (before, _) in zip(self.spatial, self.padding))
+
+    def __repr__(self):
+        return "Window(" + ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__) + ")"
+
+
+def pad(x, win, value=0):
+    """``x`` ``[N, *spatial, ...]`` padded with ``value`` (``x`` itself when there is no padding)."""
+    if not any(before or after for before, after in win.padding):
+        return x
+    d = len(win.kernel)
+    xp = np.full(x.shape[:1] + win.padded + x.shape[1 + d:], value, dtype=x.dtype)
+    xp[win.inner()] = x
+    return xp
+
+
+def windows(xp, win):
+    """Read-only view ``[N, *out, *kernel, ...]`` of every window of the padded ``xp``."""
+    d = len(win.kernel)
+    steps = xp.strides[1:1 + d]
+    return as_strided(
+        xp, xp.shape[:1] + win.out + win.kernel + xp.shape[1 + d:],
+        xp.strides[:1] + tuple(a * s for a, s in zip(steps, win.stride))
+        + tuple(a * s for a, s in zip(steps, win.dilation)) + xp.strides[1 + d:],
+        writeable=False,
+    )
+
+
+def fold(cols, win):
+    """The transpose of ``windows(pad(x))`` (col2im), kernel offsets leading.
+
+    ``cols`` has shape ``[*kernel, N, *out, ...]``; the result, ``[N, *spatial, ...]``, adds
+    every window entry back at the input position it was read from and drops the padding.
+    One strided add per kernel offset; with the offsets leading, each add reads a contiguous
+    block when ``cols`` is contiguous.
+    """
+    d = len(win.kernel)
+    xp = np.zeros(cols.shape[d:d + 1] + win.padded + cols.shape[1 + 2 * d:], dtype=cols.dtype)
+    for offset in itertools.product(*(range(k) for k in win.kernel)):
+        reads = tuple(slice(i * dl, i * dl + s * (o - 1) + 1, s)
+                      for i, dl, s, o in zip(offset, win.dilation, win.stride, win.out))
+        xp[(slice(None),) + reads] += cols[offset]
+    return xp[win.inner()]
+
+
+def channels_last(x):
+    """``[N, C, *spatial]`` as a ``[N, *spatial, C]`` view."""
+    return np.moveaxis(x, 1, -1)
+
+
+def channels_first(x):
+    """``[N, *spatial, C]`` as a ``[N, C, *spatial]`` view."""
+    return np.moveaxis(x, -1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The three convolution ops
+# ---------------------------------------------------------------------------------------------
+def _im2col(x, win, groups):
+    """``[G, N * L, K * C/G]``: a row per (n, output position), a column per (offset, channel)."""
+    d, n = len(win.kernel), x.shape[0]
+    view = windows(pad(channels_last(x), win), win)                   # [N, *out, *k, C]
+    view = view.reshape(view.shape[:-1] + (groups, -1))               # [N, *out, *k, G, Cg]
+    view = np.moveaxis(view, -2, 0)                                   # [G, N, *out, *k, Cg]
+    return view.reshape(groups, n * math.prod(win.out), -1)           # the one copy
+
+
+def _rows(g, groups):
+    """The cotangent ``[N, O, *out]`` as ``[G, N * L, O/G]`` (a view when channels-last)."""
+    rows = channels_last(g)
+    return rows.reshape(-1, groups, rows.shape[-1] // groups).transpose(1, 0, 2)
+
+
+def _weight_matrix(w, groups):
+    """The weight ``[O, C/G, *k]`` as ``[G, O/G, K * C/G]``, columns ordered as im2col's."""
+    o, cg = w.shape[:2]
+    return np.moveaxis(w.reshape(groups, o // groups, cg, -1), 2, 3).reshape(groups, o // groups, -1)
+
+
+class Conv(Op):
+    """``y[n, o] = sum over (c, offset) of x[n, c, window(offset)] * w[o, c, offset] + b[o]``."""
+
+    def __init__(self, win, groups, keep_cols=False):
+        self.win, self.groups, self.keep_cols = win, groups, keep_cols
+
+    def forward(self, x, w, b=None):
+        cols = _im2col(x, self.win, self.groups)
+        if self.keep_cols:  # reused by the weight gradient of a first-order backward
+            self.cols = cols
+        y = np.matmul(cols, _weight_matrix(w, self.groups).transpose(0, 2, 1))  # [G, NL, O/G]
+        y = y.transpose(1, 0, 2).reshape((x.shape[0],) + self.win.out + (w.shape[0],))
+        if b is not None:
+            y = np.add(y, b, out=y if np.result_type(y, b) == y.dtype else None)
+        return channels_first(y)
+
+    def vjp(self, g, out):
+        # d<conv(x, w), g> = <dx, conv_input_grad(g, w)> + <dw, conv_weight_grad(x, g)>
+        x, w = self.inputs[:2]
+        gx = gw = gb = None
+        if self.needs[0]:
+            gx = ConvInputGrad.apply(g, w, win=self.win, groups=self.groups)
+        if self.needs[1]:
+            gw = ConvWeightGrad.apply(x, g, win=self.win, groups=self.groups,
+                                      cols=getattr(self, "cols", None))
+        if len(self.inputs) == 3 and self.needs[2]:
+            gb = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+        return gx, gw, gb
+
+
+class ConvInputGrad(Op):
+    """The transposed convolution: ``d <conv(x, w), g> / d x``, of the input's shape."""
+
+    def __init__(self, win, groups):
+        self.win, self.groups = win, groups
+
+    def forward(self, g, w):
+        # One product per kernel offset, [G, 1, NL, O/G] @ [G, K, O/G, Cg] -> [G, K, NL, Cg],
+        # so that fold adds contiguous blocks.
+        groups, kernel = self.groups, self.win.kernel
+        o, cg = w.shape[:2]
+        w_k = np.moveaxis(w.reshape(groups, o // groups, cg, -1), 3, 1)   # [G, K, O/G, Cg]
+        cols = np.matmul(_rows(g, groups)[:, None], w_k)                  # [G, K, NL, Cg]
+        cols = cols.reshape((groups,) + kernel + (g.shape[0],) + self.win.out + (cg,))
+        x = fold(np.moveaxis(cols, 0, -2), self.win)                      # [N, *spatial, G, Cg]
+        return channels_first(x.reshape(x.shape[:-2] + (-1,)))
+
+    def vjp(self, h, out):
+        # <conv_input_grad(g, w), h> = <conv(h, w), g> = f(h, w, g)
+        g, w = self.inputs
+        gg = Conv.apply(h, w, win=self.win, groups=self.groups) if self.needs[0] else None
+        gw = ConvWeightGrad.apply(h, g, win=self.win, groups=self.groups) if self.needs[1] else None
+        return gg, gw
+
+
+class ConvWeightGrad(Op):
+    """The correlation of the input with the cotangent: ``d <conv(x, w), g> / d w``."""
+
+    def __init__(self, win, groups, cols=None):
+        self.win, self.groups, self.cols = win, groups, cols
+
+    def forward(self, x, g):
+        cols = self.cols if self.cols is not None else _im2col(x, self.win, self.groups)
+        self.cols = None
+        gw = np.matmul(_rows(g, self.groups).transpose(0, 2, 1), cols)  # [G, O/G, K*Cg]
+        gw = gw.reshape((g.shape[1],) + self.win.kernel + (-1,))       # [O, *k, Cg]
+        return np.ascontiguousarray(np.moveaxis(gw, -1, 1))
+
+    def vjp(self, k, out):
+        # <conv_weight_grad(x, g), k> = <conv(x, k), g> = f(x, k, g)
+        x, g = self.inputs
+        gx = ConvInputGrad.apply(g, k, win=self.win, groups=self.groups) if self.needs[0] else None
+        gg = Conv.apply(x, k, win=self.win, groups=self.groups) if self.needs[1] else None
+        return gx, gg
+
+
+# ---------------------------------------------------------------------------------------------
+# The checked entry point behind conv1d / conv2d
+# ---------------------------------------------------------------------------------------------
+def _conv_padding(padding, d, kernel, stride, dilation):
+    """PyTorch's ``padding`` (int, tuple, ``"valid"`` or ``"same"``) as (before, after) pairs."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * d
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+            # the total padding d * (k - 1); an odd total puts the extra element after, as PyTorch
+            totals = [dl * (k - 1) for k, dl in zip(kernel, dilation)]
+            return tuple((t // 2, t - t // 2) for t in totals)
+        raise ValueError(f"padding must be an int, a tuple of {d} ints, 'valid' or 'same', "
+                         f"got {padding!r}")
+    return tuple((p, p) for p in ntuple(padding, d, "padding", minimum=0))
+
+
+def _as_float_tensor(x, what):
+    t = as_tensor(x)
+    if not is_float(t.dtype):
+        raise TypeError(f"{what} must be a floating-point tensor, got dtype {t.dtype}")
+    return t
+
+
+def conv(input, weight, bias, stride, padding, dilation, groups, d):
+    """Checked ``d``-dimensional convolution (PyTorch's ``conv1d``/``conv2d`` semantics)."""
+    name = f"conv{d}d"
+    x, w = _as_float_tensor(input, "input"), _as_float_tensor(weight, "weight")
+    if w.ndim != d + 2:
+        raise ValueError(f"{name}: weight must have shape [out_channels, in_channels/groups, "
+                         f"{', '.join('k' + str(i) for i in range(d))}] ({d + 2} axes), "
+                         f"got shape {w.shape}")
+    if x.ndim not in (d + 1, d + 2):
+        raise ValueError(f"{name}: input must have shape [N, C, *spatial] ({d + 2} axes) or "
+                         f"[C, *spatial] ({d + 1} axes), got shape {x.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise (TypeError if not isinstance(groups, numbers.Integral) or isinstance(groups, bool)
+               else ValueError)(f"{name}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    unbatched = x.ndim == d + 1
+    if unbatched:
+        x = x.reshape((1,) + x.shape)
+    c_in, c_out = x.shape[1], w.shape[0]
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"{name}: in_channels ({c_in}) and out_channels ({c_out}) must both be "
+                         f"divisible by groups ({groups})")
+    if w.shape[1] * groups != c_in:
+        raise ValueError(f"{name}: input has {c_in} channels, but weight of shape {w.shape} with "
+                         f"groups={groups} expects {w.shape[1] * groups} (weight.shape[1] * groups)")
+    kernel = w.shape[2:]
+    if 0 in kernel:
+        raise ValueError(f"{name}: the kernel must not be empty, got weight shape {w.shape}")
+    stride = ntuple(stride, d, "stride")
+    dilation = ntuple(dilation, d, "dilation")
+    win = Window(x.shape[2:], kernel, stride, _conv_padding(padding, d, kernel, stride, dilation),
+                 dilation)
+    if min(win.out) < 1:
+        raise ValueError(f"{name}: the padded input {win.padded} is smaller than the dilated "
+                         f"kernel {tuple(dl * (k - 1) + 1 for k, dl in zip(kernel, dilation))}")
+    inputs = [x, w]
+    if bias is not None:
+        b = _as_float_tensor(bias, "bias")
+        if b.shape != (c_out,):
+            raise ValueError(f"{name}: bias must have shape ({c_out},), got {b.shape}")
+        inputs.append(b)
+    y = Conv.apply(*inputs, win=win, groups=groups, keep_cols=True)
+    return y.reshape(y.shape[1:]) if unbatched else y
