@@ -3,16 +3,25 @@
 import math
 import numbers
 
-__all__ = ["positive_int", "real", "non_negative"]
+__all__ = ["positive_int", "non_negative_int", "real", "non_negative"]
+
+
+def _int_at_least(value, what, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def positive_int(value, what):
     """``value`` as an int >= 1, else TypeError/ValueError naming ``what`` and the value."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be >= 1, got {value}")
-    return int(value)
+    return _int_at_least(value, what, 1)
+
+
+def non_negative_int(value, what):
+    """``value`` as an int >= 0, else TypeError/ValueError naming ``what`` and the value."""
+    return _int_at_least(value, what, 0)
 
 
 def real(value, what):

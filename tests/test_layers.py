@@ -547,7 +547,8 @@ def test_small_cnn_state_dict_keys_shapes_and_training_step():
     np.testing.assert_array_equal(clone.eval()(x).numpy(), model.eval()(x).numpy())
 
 
-@pytest.mark.parametrize("module", ["minigrad.nn.functional", "minigrad.nn.layers"])
+@pytest.mark.parametrize("module", ["minigrad.nn.functional", "minigrad.nn.layers",
+                                    "minigrad.nn.utils"])
 def test_docstring_examples(module):
     import doctest
     import importlib

@@ -9,6 +9,7 @@
 * :mod:`minigrad.nn.functional`: PyTorch's functional names (``conv2d``, ``max_pool2d``,
   ``batch_norm``, ``cross_entropy``, ...);
 * :mod:`minigrad.nn.init`: Glorot/He initialisers drawing from a seeded generator;
+* :mod:`minigrad.nn.utils`: ``clip_grad_norm_`` and ``clip_grad_value_``;
 * PyTorch-style losses with ``reduction``: :func:`cross_entropy` (integer targets, with
   ``weight``, ``ignore_index`` and ``label_smoothing``), :func:`soft_cross_entropy`
   (probability targets, v1 or v2 label gradients), :func:`nll_loss`, :func:`mse_loss`,
@@ -27,4 +28,4 @@ from .modules import (CrossEntropyLoss, Dropout, IncompatibleKeys, Linear, Modul
                       Sequential, Sigmoid, Tanh)
 from .layers import (AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, BCEWithLogitsLoss, Conv1d,
                      Conv2d, Flatten, L1Loss, LeakyReLU, MaxPool1d, MaxPool2d, MSELoss, NLLLoss)
-from . import functional
+from . import functional, utils
