@@ -133,10 +133,10 @@ def test_tape_tour_example(tmp_path):
 
 
 def test_train_digits_cnn_default_run_reaches_98_percent(tmp_path):
-    # The default run (about 5 s on 2 cores): conv, batch norm and pooling on the digits.
+    # The default run (about 6 s on 2 cores): conv, batch norm and pooling on the digits.
     out = run_example("train_digits_cnn.py", "--plot", tmp_path / "cnn.png", "--save",
                       tmp_path / "cnn.npz", cwd=tmp_path)
-    assert "CNN conv16-conv16-pool-conv32-pool-linear (8538 parameters)" in out
+    assert "CNN conv32-conv32-pool-conv64-pool-linear (30762 parameters)" in out
     accuracy = check_default_run(out, 15, tmp_path / "cnn.png", 98.0)
 
     # The saved weights (PyTorch's names, running statistics included) reproduce the accuracy.

@@ -98,6 +98,7 @@ CONV_CASES = [  # d, x shape, out channels, kernel, stride, padding, dilation, g
     (2, (1, 2, 6, 5), 2, (3, 3), 1, "same", 2, 1),     # same, dilated: pads (2, 2)
     (2, (1, 2, 5, 4), 2, (2, 3), 1, "same", 1, 1),     # same with odd totals: extra after
     (2, (1, 2, 5, 4), 2, (2, 2), 1, "valid", 1, 1),
+    (2, (1, 2, 3, 4), 2, (2, 2), 1, (3, 2), 1, 1),     # padding beyond the kernel: zeros all round
     (1, (2, 3, 9), 4, (3,), 2, 1, 1, 1),
     (1, (1, 4, 8), 2, (2,), 1, 2, 3, 2),
     (1, (1, 2, 6), 2, (4,), 1, "same", 1, 2),
@@ -479,6 +480,26 @@ def test_batch_norm_errors():
         F.batch_norm(t64(np.zeros((2, 3))), None, None)
     with pytest.raises(ValueError, match=r"running_var must have shape \(3,\), got \(2,\)"):
         F.batch_norm(t64(np.zeros((2, 3))), np.zeros(3), np.ones(2))
+
+
+def test_blas_sum_every_layout_matches_numpy_and_its_op_has_gradients():
+    from minigrad.nn._norm import BlasSum, blas_sum
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((3, 4, 5, 6))
+    cases = [
+        (np.moveaxis(np.ascontiguousarray(np.moveaxis(base, 1, -1)), -1, 1), (0, 2, 3)),  # channels-last
+        (base, (0, 2, 3)),                    # [A, K, B] block
+        (base, (2, 3)),                       # summed axes trailing
+        (base, (0, 1)),                       # summed axes leading
+        (base[:, :, ::2], (0, 2, 3)),         # no usable layout: numpy's sum
+        (base.astype(np.float32), (0, 3)),
+        (np.arange(24).reshape(2, 3, 4), (0, 2)),   # integers: numpy's sum
+    ]
+    for a, axes in cases:
+        got = blas_sum(a, axes)
+        assert got.shape == np.sum(a, axis=axes, keepdims=True).shape
+        np.testing.assert_allclose(got, np.sum(a, axis=axes, keepdims=True), rtol=1e-5 if a.dtype == np.float32 else 1e-12)
+    assert minigrad.gradgradcheck(lambda x: BlasSum.apply(x * x, axes=(0, 2)), [t64(base[:2, :2, :3, 0])])
 
 
 # -- Flatten, LeakyReLU ----------------------------------------------------------------------

@@ -32,12 +32,15 @@ from numpy.lib.stride_tricks import as_strided
 from .._autograd import Op
 from .._tensor import Tensor, as_tensor
 from .._dtypes import is_float
+from ._norm import BlasSum
 
 __all__ = ["Window", "pad", "windows", "fold", "channels_last", "channels_first", "ntuple", "conv"]
 
 
 def ntuple(value, n, what, *, minimum=1):
     """``value`` (an int or a sequence of ``n`` ints) as a tuple of ``n`` ints ``>= minimum``."""
+    if type(value) is int and value >= minimum:  # the common case, without the ABC checks
+        return (value,) * n
     items = (value,) * n if isinstance(value, numbers.Integral) else value
     if isinstance(value, bool) or not isinstance(items, (tuple, list)):
         raise TypeError(f"{what} must be an int or a tuple of {n} ints, "
@@ -76,6 +79,12 @@ class Window:
     @property
     def padded(self):
         return tuple(n + before + after for n, (before, after) in zip(self.spatial, self.padding))
+
+    def tiles(self):
+        """Whether the windows cover the input exactly once (stride = kernel, no gaps or padding)."""
+        return all(s == k and dl == 1 and before == after == 0 and o * k == n
+                   for n, k, s, dl, (before, after), o in zip(self.spatial, self.kernel, self.stride,
+                                                              self.dilation, self.padding, self.out))
 
     def inner(self):
         """The index of the unpadded input inside the padded array."""
@@ -117,6 +126,9 @@ def fold(cols, win):
     block when ``cols`` is contiguous.
     """
     d = len(win.kernel)
+    if win.tiles():  # every input element is in exactly one window: a transposition
+        order = (d,) + sum(((d + 1 + i, i) for i in range(d)), ()) + tuple(range(1 + 2 * d, cols.ndim))
+        return cols.transpose(order).reshape(cols.shape[d:d + 1] + win.spatial + cols.shape[1 + 2 * d:])
     xp = np.zeros(cols.shape[d:d + 1] + win.padded + cols.shape[1 + 2 * d:], dtype=cols.dtype)
     for offset in itertools.product(*(range(k) for k in win.kernel)):
         reads = tuple(slice(i * dl, i * dl + s * (o - 1) + 1, s)
@@ -127,12 +139,12 @@ def fold(cols, win):
 
 def channels_last(x):
     """``[N, C, *spatial]`` as a ``[N, *spatial, C]`` view."""
-    return np.moveaxis(x, 1, -1)
+    return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,))
 
 
 def channels_first(x):
     """``[N, *spatial, C]`` as a ``[N, C, *spatial]`` view."""
-    return np.moveaxis(x, -1, 1)
+    return x.transpose((0, x.ndim - 1) + tuple(range(1, x.ndim - 1)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +171,18 @@ def _weight_matrix(w, groups):
     return np.moveaxis(w.reshape(groups, o // groups, cg, -1), 2, 3).reshape(groups, o // groups, -1)
 
 
+def _correlate(x, w, b, win, groups, keep=None):
+    """The numpy convolution: im2col and one batched matmul; ``keep(cols)`` may keep the columns."""
+    cols = _im2col(x, win, groups)
+    if keep is not None:
+        keep(cols)
+    y = np.matmul(cols, _weight_matrix(w, groups).transpose(0, 2, 1))     # [G, NL, O/G]
+    y = y.transpose(1, 0, 2).reshape((x.shape[0],) + win.out + (w.shape[0],))
+    if b is not None:
+        y = np.add(y, b, out=y if np.result_type(y, b) == y.dtype else None)
+    return channels_first(y)
+
+
 class Conv(Op):
     """``y[n, o] = sum over (c, offset) of x[n, c, window(offset)] * w[o, c, offset] + b[o]``."""
 
@@ -166,14 +190,9 @@ class Conv(Op):
         self.win, self.groups, self.keep_cols = win, groups, keep_cols
 
     def forward(self, x, w, b=None):
-        cols = _im2col(x, self.win, self.groups)
-        if self.keep_cols:  # reused by the weight gradient of a first-order backward
-            self.cols = cols
-        y = np.matmul(cols, _weight_matrix(w, self.groups).transpose(0, 2, 1))  # [G, NL, O/G]
-        y = y.transpose(1, 0, 2).reshape((x.shape[0],) + self.win.out + (w.shape[0],))
-        if b is not None:
-            y = np.add(y, b, out=y if np.result_type(y, b) == y.dtype else None)
-        return channels_first(y)
+        # the columns are reused by the weight gradient of a first-order backward
+        return _correlate(x, w, b, self.win, self.groups,
+                          keep=(lambda cols: setattr(self, "cols", cols)) if self.keep_cols else None)
 
     def vjp(self, g, out):
         # d<conv(x, w), g> = <dx, conv_input_grad(g, w)> + <dw, conv_weight_grad(x, g)>
@@ -185,7 +204,7 @@ class Conv(Op):
             gw = ConvWeightGrad.apply(x, g, win=self.win, groups=self.groups,
                                       cols=getattr(self, "cols", None))
         if len(self.inputs) == 3 and self.needs[2]:
-            gb = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+            gb = BlasSum.apply(g, axes=(0,) + tuple(range(2, g.ndim)))
         return gx, gw, gb
 
 
@@ -196,14 +215,26 @@ class ConvInputGrad(Op):
         self.win, self.groups = win, groups
 
     def forward(self, g, w):
-        # One product per kernel offset, [G, 1, NL, O/G] @ [G, K, O/G, Cg] -> [G, K, NL, Cg],
-        # so that fold adds contiguous blocks.
-        groups, kernel = self.groups, self.win.kernel
+        win, groups = self.win, self.groups
         o, cg = w.shape[:2]
+        d = len(win.kernel)
+        # With stride 1 this is the correlation of g, padded by dilation * (k - 1) - padding,
+        # with the kernel flipped and its channel axes swapped (per group): one im2col and one
+        # matmul, faster than scattering columns back.
+        pads = tuple((dl * (k - 1) - before, dl * (k - 1) - after)
+                     for k, dl, (before, after) in zip(win.kernel, win.dilation, win.padding))
+        if all(s == 1 for s in win.stride) and min(min(p) for p in pads) >= 0:
+            flipped = w[(Ellipsis,) + (slice(None, None, -1),) * d]
+            flipped = flipped.reshape((groups, o // groups, cg) + win.kernel).swapaxes(1, 2)
+            flipped = flipped.reshape((groups * cg, o // groups) + win.kernel)
+            return _correlate(g, flipped, None, Window(win.out, win.kernel, win.stride, pads,
+                                                       win.dilation), groups)
+        # Otherwise: one product per kernel offset, [G, 1, NL, O/G] @ [G, K, O/G, Cg] ->
+        # [G, K, NL, Cg], folded back with contiguous adds.
         w_k = np.moveaxis(w.reshape(groups, o // groups, cg, -1), 3, 1)   # [G, K, O/G, Cg]
         cols = np.matmul(_rows(g, groups)[:, None], w_k)                  # [G, K, NL, Cg]
-        cols = cols.reshape((groups,) + kernel + (g.shape[0],) + self.win.out + (cg,))
-        x = fold(np.moveaxis(cols, 0, -2), self.win)                      # [N, *spatial, G, Cg]
+        cols = cols.reshape((groups,) + win.kernel + (g.shape[0],) + win.out + (cg,))
+        x = fold(np.moveaxis(cols, 0, -2), win)                           # [N, *spatial, G, Cg]
         return channels_first(x.reshape(x.shape[:-2] + (-1,)))
 
     def vjp(self, h, out):

@@ -4,10 +4,15 @@ Both poolings are linear maps of the input once their choices are fixed, so each
 whose VJP is its transpose, and the transpose's VJP is the op again:
 
 * max pooling picks one element per window. ``WindowPick(x)`` reads the picked elements and
-  ``WindowPlace(g)`` writes a cotangent back at them (zeros elsewhere). The picks are the
-  argmax of each window, found once in the forward and kept as constants: the gradient of a
-  max is the gradient of the element that won. **Ties** go to the first maximal element in
-  the window's row-major order (as PyTorch's CPU kernel), and a NaN in a window wins.
+  ``WindowPlace(g)`` writes a cotangent back at them (zeros elsewhere). The picks, a one-hot
+  mask per kernel offset, are found once in the forward and kept as constants: the gradient
+  of a max is the gradient of the element that won. **Ties** go to the first maximal element
+  in the window's row-major order (as PyTorch's CPU kernel), and a NaN in a window wins.
+
+Both work on the ``K`` strided views of the input that hold one kernel offset each (``K`` is
+``kH * kW``, 4 for the usual 2x2): elementwise maxima, comparisons and sums over ``K`` slices
+run at numpy's elementwise speed, where reductions over the small window axes of a copied
+``[N, *out, K, C]`` array are several times slower.
 * average pooling sums each window, ``WindowSum(x)``, then divides by a constant divisor per
   output position; ``WindowSpread(g)`` adds each output cotangent back to every element of
   its window.
@@ -16,6 +21,7 @@ Padding is ``-inf`` for max pooling (a padded element never wins) and 0 for aver
 ``ceil_mode`` adds the extra windows PyTorch adds, as padding after the input.
 """
 
+import itertools
 import math
 import numbers
 
@@ -34,40 +40,59 @@ def _lowest(dtype):
     return -np.inf if is_float(dtype) else np.iinfo(dtype).min
 
 
-class WindowPick(Op):
-    """``y[n, *o, c] = window(x)[n, *o, pick, c]``: one element per window (max pooling)."""
+def _parts(x, win, fill=0):
+    """The ``K`` strided views ``[N, *out, C]`` of ``x`` ``[N, C, *spatial]`` (channels last),
+    one per kernel offset: ``parts[k][n, o, c]`` is element ``k`` of window ``o``."""
+    d = len(win.kernel)
+    view = windows(pad(channels_last(x), win, fill), win)               # [N, *out, *k, C]
+    return [view[(slice(None),) * (1 + d) + offset]
+            for offset in itertools.product(*(range(k) for k in win.kernel))]
 
-    def __init__(self, win, pick, value=None):
-        self.win, self.pick, self.value = win, pick, value
+
+def _spread(cols, win):
+    """``cols`` ``[K, N, *out, C]`` added back to the input positions they came from."""
+    return channels_first(fold(cols.reshape(win.kernel + cols.shape[1:]), win))
+
+
+class WindowPick(Op):
+    """``y = sum over k of onehot[k] * window_element_k(x)``: one element per window.
+
+    ``onehot`` ``[K, N, *out, C]`` marks each window's picked element (max pooling's argmax).
+    The products and sums run over K slices of a strided view, never over a copy of the windows.
+    """
+
+    def __init__(self, win, onehot, value=None):
+        self.win, self.onehot, self.value = win, onehot, value
 
     def forward(self, x):
         if self.value is not None:  # computed by max_pool while finding the picks
             value, self.value = self.value, None
             return value
-        view = windows(pad(channels_last(x), self.win, _lowest(x.dtype)), self.win)
-        view = view.reshape(view.shape[:1 + len(self.win.out)] + (-1, view.shape[-1]))
-        return channels_first(np.take_along_axis(view, self.pick[..., None, :], axis=-2)[..., 0, :])
+        parts = _parts(x, self.win)
+        y = parts[0] * self.onehot[0]
+        for part, mask in zip(parts[1:], self.onehot[1:]):
+            y += part * mask
+        return channels_first(y)
 
     def vjp(self, g, out):  # the transpose: each cotangent goes back to the element picked
-        return (WindowPlace.apply(g, win=self.win, pick=self.pick),)
+        return (WindowPlace.apply(g, win=self.win, onehot=self.onehot),)
 
 
 class WindowPlace(Op):
-    """The transpose of :class:`WindowPick`: ``g`` written at the picked elements, 0 elsewhere."""
+    """The transpose of :class:`WindowPick`: ``g`` written at the picked elements, 0 elsewhere.
 
-    def __init__(self, win, pick):
-        self.win, self.pick = win, pick
+    A cotangent is multiplied by the 0/1 mask, so an infinite one leaves NaN (0 * inf) in its
+    window's other elements, as minigrad's ``relu`` does at its zeros.
+    """
+
+    def __init__(self, win, onehot):
+        self.win, self.onehot = win, onehot
 
     def forward(self, g):
-        gl = channels_last(g)                                       # [N, *out, C]
-        k = math.prod(self.win.kernel)
-        zero = np.zeros((), dtype=g.dtype)
-        cols = np.stack([np.where(self.pick == i, gl, zero) for i in range(k)])  # [K, N, *out, C]
-        cols = cols.reshape(self.win.kernel + cols.shape[1:])
-        return channels_first(fold(cols, self.win))
+        return _spread(self.onehot * channels_last(g), self.win)
 
     def vjp(self, h, out):
-        return (WindowPick.apply(h, win=self.win, pick=self.pick),)
+        return (WindowPick.apply(h, win=self.win, onehot=self.onehot),)
 
 
 class WindowSum(Op):
@@ -77,9 +102,11 @@ class WindowSum(Op):
         self.win = win
 
     def forward(self, x):
-        d = len(self.win.kernel)
-        view = windows(pad(channels_last(x), self.win), self.win)   # [N, *out, *k, C]
-        return channels_first(view.sum(axis=tuple(range(1 + d, 1 + 2 * d))))
+        parts = _parts(x, self.win)
+        y = parts[0].copy()
+        for part in parts[1:]:
+            y += part
+        return channels_first(y)
 
     def vjp(self, g, out):  # every element of a window gets its sum's cotangent
         return (WindowSpread.apply(g, win=self.win),)
@@ -93,11 +120,32 @@ class WindowSpread(Op):
 
     def forward(self, g):
         gl = channels_last(g)
-        cols = np.broadcast_to(gl, self.win.kernel + gl.shape)      # [*k, N, *out, C]
-        return channels_first(fold(cols, self.win))
+        return _spread(np.broadcast_to(gl, (math.prod(self.win.kernel),) + gl.shape), self.win)
 
     def vjp(self, h, out):
         return (WindowSum.apply(h, win=self.win),)
+
+
+def _first_maxima(parts, dtype):
+    """The window maxima and a one-hot ``[K, ...]`` of the first maximal element of each window.
+
+    NaN is maximal (``np.maximum`` propagates it), and the first NaN is picked.
+    """
+    value = np.maximum(parts[0], parts[1]) if len(parts) > 1 else parts[0].copy()
+    for part in parts[2:]:
+        np.maximum(value, part, out=value)
+    has_nan = is_float(dtype) and bool(np.isnan(value).any())
+    onehot = np.empty((len(parts),) + value.shape, dtype=dtype if is_float(dtype) else bool)
+    taken = np.zeros(value.shape, dtype=bool)
+    for k, part in enumerate(parts):
+        hit = part == value
+        if has_nan:
+            hit |= np.isnan(part)
+        if k:
+            hit &= ~taken
+        taken |= hit
+        onehot[k] = hit
+    return value, onehot
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,16 +196,14 @@ def max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_in
     x = as_tensor(input)
     win = _window(name, x, d, kernel_size, stride, padding, dilation, ceil_mode)
     x, unbatched = _batched(x, d)
-    view = windows(pad(channels_last(x.data), win, _lowest(x.dtype)), win)  # [N, *out, *k, C]
-    view = view.reshape(view.shape[:1 + d] + (-1, view.shape[-1]))          # [N, *out, K, C]
-    pick = np.argmax(view, axis=-2)                                         # first max; NaN wins
-    value = np.take_along_axis(view, pick[..., None, :], axis=-2)[..., 0, :]
-    y = WindowPick.apply(x, win=win, pick=pick, value=channels_first(value))
+    value, onehot = _first_maxima(_parts(x.data, win, _lowest(x.dtype)), x.dtype)
+    y = WindowPick.apply(x, win=win, onehot=onehot, value=channels_first(value))
     if unbatched:
         y = y.reshape(y.shape[1:])
     if not return_indices:
         return y
     # PyTorch's indices: the flat position of the picked element in each (n, c) input plane
+    pick = np.argmax(onehot, axis=0)
     offsets = np.unravel_index(pick, win.kernel)
     flat = np.zeros(pick.shape, dtype=np.int64)
     for axis, (n, s, dl, (before, _)) in enumerate(zip(win.spatial, win.stride, win.dilation,
