@@ -13,11 +13,13 @@ the other two (see the comment on each ``vjp``): gradients of any order stay wit
 and ``gradgradcheck`` sees exact second derivatives.
 
 The forward is an im2col: a zero-copy ``as_strided`` view of every window, copied once into a
-``[groups, N * out_positions, C_in/groups * kernel]`` matrix, times the weight matrix: one
-(batched over groups) BLAS matmul. The input gradient multiplies the other way and folds the
-columns back with one strided add per kernel offset (col2im). The output is laid out
-channels-last in memory and returned as an ``[N, O, *out]`` view, which saves a transposing
-copy per op; numpy's elementwise ops keep that layout and the next im2col reads it well.
+``[groups, N * out_positions, kernel * C_in/groups]`` matrix, times the weight matrix: one
+(batched over groups) BLAS matmul. With stride 1 the input gradient is the same kind of
+correlation, of the padded cotangent with the flipped kernel; with larger strides it is one
+product per kernel offset, folded back with one strided add each (col2im). The weight gradient
+reuses the forward's columns. The output is laid out channels-last in memory and returned as an
+``[N, O, *out]`` view, which saves a transposing copy per op; numpy's elementwise ops keep that
+layout and the next im2col reads it well.
 
 The same window machinery (:class:`Window`, :func:`windows`, :func:`fold`) serves pooling.
 """
@@ -30,8 +32,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .._autograd import Op
-from .._tensor import Tensor, as_tensor
 from .._dtypes import is_float
+from .._tensor import as_tensor
 from ._norm import BlasSum
 
 __all__ = ["Window", "pad", "windows", "fold", "channels_last", "channels_first", "ntuple", "conv"]
@@ -171,16 +173,14 @@ def _weight_matrix(w, groups):
     return np.moveaxis(w.reshape(groups, o // groups, cg, -1), 2, 3).reshape(groups, o // groups, -1)
 
 
-def _correlate(x, w, b, win, groups, keep=None):
-    """The numpy convolution: im2col and one batched matmul; ``keep(cols)`` may keep the columns."""
+def _correlate(x, w, b, win, groups):
+    """The numpy convolution, im2col and one batched matmul: ``(y, the im2col columns)``."""
     cols = _im2col(x, win, groups)
-    if keep is not None:
-        keep(cols)
     y = np.matmul(cols, _weight_matrix(w, groups).transpose(0, 2, 1))     # [G, NL, O/G]
     y = y.transpose(1, 0, 2).reshape((x.shape[0],) + win.out + (w.shape[0],))
     if b is not None:
         y = np.add(y, b, out=y if np.result_type(y, b) == y.dtype else None)
-    return channels_first(y)
+    return channels_first(y), cols
 
 
 class Conv(Op):
@@ -190,9 +190,10 @@ class Conv(Op):
         self.win, self.groups, self.keep_cols = win, groups, keep_cols
 
     def forward(self, x, w, b=None):
-        # the columns are reused by the weight gradient of a first-order backward
-        return _correlate(x, w, b, self.win, self.groups,
-                          keep=(lambda cols: setattr(self, "cols", cols)) if self.keep_cols else None)
+        y, cols = _correlate(x, w, b, self.win, self.groups)
+        if self.keep_cols:  # reused by the weight gradient of a first-order backward
+            self.cols = cols
+        return y
 
     def vjp(self, g, out):
         # d<conv(x, w), g> = <dx, conv_input_grad(g, w)> + <dw, conv_weight_grad(x, g)>
@@ -228,7 +229,7 @@ class ConvInputGrad(Op):
             flipped = flipped.reshape((groups, o // groups, cg) + win.kernel).swapaxes(1, 2)
             flipped = flipped.reshape((groups * cg, o // groups) + win.kernel)
             return _correlate(g, flipped, None, Window(win.out, win.kernel, win.stride, pads,
-                                                       win.dilation), groups)
+                                                       win.dilation), groups)[0]
         # Otherwise: one product per kernel offset, [G, 1, NL, O/G] @ [G, K, O/G, Cg] ->
         # [G, K, NL, Cg], folded back with contiguous adds.
         w_k = np.moveaxis(w.reshape(groups, o // groups, cg, -1), 3, 1)   # [G, K, O/G, Cg]
