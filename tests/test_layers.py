@@ -682,3 +682,52 @@ def test_float32_cnn_matches_torch_float32():
     out = ours(x)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out.numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+@needs_torch
+@pytest.mark.parametrize("kw", [dict(), dict(momentum=None), dict(momentum=0.5, eps=1e-3),
+                                dict(affine=False), dict(track_running_stats=False)])
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5)])
+def test_batch_norm1d_module_matches_torch_through_train_and_eval(kw, shape):
+    rng = np.random.default_rng(8)
+    ours, theirs = nn.BatchNorm1d(3, dtype=np.float64, **kw), torch.nn.BatchNorm1d(3, dtype=torch.float64, **kw)
+    if ours.weight is not None:
+        w, b = rng.standard_normal(3), rng.standard_normal(3)
+        ours.load_state_dict({**ours.state_dict(), "weight": w, "bias": b})
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(w))
+            theirs.bias.copy_(torch.tensor(b))
+    for step in range(4):
+        if step == 3:
+            ours.eval()
+            theirs.eval()
+        x = rng.standard_normal(shape) * (step + 1) + step
+        xo, xt = t64(x), torch.tensor(x, requires_grad=True)
+        y, ty = ours(xo), theirs(xt)
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+        u = rng.standard_normal(shape)
+        y.backward(minigrad.tensor(u))
+        ty.backward(torch.tensor(u))
+        np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+        for name, value in theirs.state_dict().items():
+            np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-12, err_msg=name)
+
+
+@given(st.data())
+@settings(max_examples=25, deadline=None)
+def test_pool2d_random_geometry_matches_reference(data):
+    kernel = tuple(data.draw(st.integers(1, 3)) for _ in range(2))
+    stride = tuple(data.draw(st.integers(1, 3)) for _ in range(2))
+    padding = tuple(data.draw(st.integers(0, k // 2)) for k in kernel)
+    ceil = data.draw(st.booleans())
+    spatial = tuple(data.draw(st.integers(k, 7)) for k in kernel)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 16)))
+    x = rng.permutation(2 * 3 * math.prod(spatial)).reshape((2, 3) + spatial) / 5.0
+    y, idx = F.max_pool2d(t64(x), kernel, stride, padding, 1, ceil, return_indices=True)
+    ref, ref_idx = max_pool_ref(x, kernel, stride, padding, (1, 1), ceil)
+    np.testing.assert_array_equal(y.numpy(), ref)
+    np.testing.assert_array_equal(idx.numpy(), ref_idx)
+    count_pad = data.draw(st.booleans())
+    np.testing.assert_allclose(F.avg_pool2d(t64(x), kernel, stride, padding, ceil, count_pad).numpy(),
+                               avg_pool_ref(x, kernel, stride, padding, ceil, count_pad), rtol=1e-12)
