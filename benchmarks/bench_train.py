@@ -215,16 +215,25 @@ def bench_cnn(args, us):
         rng = np.random.default_rng(batch)
         x = rng.random((batch, 1, 8, 8)).astype(np.float32)
         y = rng.integers(0, 10, size=batch)
-        fb, st, model = cnn_steps(x, y)
-        rows = [("minigrad", us(fb), us(st))]
-        if torch is not None:
-            settle()
-            fb, st = torch_cnn_steps(x, y, model.state_dict())
-            rows.append(("pytorch", us(fb), us(st)))
-            settle()
+        ours, theirs, ratios = [], [], []
+        for _ in range(args.repeat):   # alternating blocks; the ratio is each pair's
+            fb, st, model = cnn_steps(x, y)
+            ours.append((us(fb), us(st)))
+            if torch is not None:
+                settle()
+                fb, st = torch_cnn_steps(x, y, model.state_dict())
+                theirs.append((us(fb), us(st)))
+                ratios.append(ours[-1][1] / theirs[-1][1])
+                settle()
+        rows = [("minigrad", *np.median(ours, axis=0))]
+        if theirs:
+            rows.append(("pytorch", *np.median(theirs, axis=0)))
         for name, t_fb, t_step in rows:
-            ratio = f"{rows[0][2] / rows[1][2]:.2f}" if len(rows) > 1 and name == "minigrad" else ""
+            ratio = f"{np.median(ratios):.2f}" if ratios and name == "minigrad" else ""
             print(f"{batch:>6} {name:>10} {t_fb:>11.0f} {t_step:>9.0f} {ratio:>7}")
+        if len(ratios) > 1:
+            print(f"{'':>6} {'':>10} step ratios of the {len(ratios)} pairs: "
+                  + " ".join(f"{r:.2f}" for r in ratios))
 
 
 def main():
@@ -234,6 +243,9 @@ def main():
     parser.add_argument("--batch", type=int, nargs="+",
                         help="batch sizes (default: 64 512 for the MLP, 32 128 for the CNN)")
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="the MLP's")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="the CNN's: time minigrad and PyTorch this many times, alternating; "
+                             "medians, and the median of the pairs' ratios (default 1)")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with the process's CPU time (time.process_time) instead of the "
                              "wall clock: robust to other processes on a shared machine, but only "

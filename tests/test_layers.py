@@ -150,6 +150,24 @@ def test_conv_gradients_first_and_second_order(case):
     assert minigrad.gradgradcheck(fn, inputs)
 
 
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[4], CONV_CASES[7]])
+def test_conv_in_batches_of_one_sample_gives_the_same_values_and_gradients(case, monkeypatch):
+    # im2col works through the batch a few samples at a time; force one sample per batch.
+    from minigrad.nn import _conv
+    rng = np.random.default_rng(5)
+    x, w, b, ref, fn = _conv_case(case, rng)
+    inputs = [t64(x), t64(w), t64(b)]
+    y = fn(*inputs)
+    u = minigrad.tensor(rng.standard_normal(y.shape))
+    whole = minigrad.grad(y, inputs, [u])
+    monkeypatch.setattr(_conv, "COLUMN_BYTES", 1)
+    y1 = fn(*inputs)
+    np.testing.assert_allclose(y1.numpy(), ref, rtol=1e-12, atol=1e-12)
+    for a, c in zip(minigrad.grad(y1, inputs, [u]), whole):
+        np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-12, atol=1e-12)
+    assert minigrad.gradgradcheck(fn, [t64(x[:1]), t64(w), t64(b)])
+
+
 def test_conv_without_bias_and_unbatched_input():
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((3, 5, 5)), rng.standard_normal((2, 3, 3, 3))

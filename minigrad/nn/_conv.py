@@ -14,10 +14,9 @@ and ``gradgradcheck`` sees exact second derivatives.
 
 The forward is an im2col: a zero-copy ``as_strided`` view of every window, copied once into a
 ``[groups, N * out_positions, kernel * C_in/groups]`` matrix, times the weight matrix: one
-(batched over groups) BLAS matmul. With stride 1 the input gradient is the same kind of
-correlation, of the padded cotangent with the flipped kernel; with larger strides it is one
-product per kernel offset, folded back with one strided add each (col2im). The weight gradient
-reuses the forward's columns. The output is laid out channels-last in memory and returned as an
+(batched over groups) BLAS matmul. The input gradient is one product per kernel offset, each
+added back with one strided add (col2im without materialising the columns). The weight
+gradient makes the columns again and multiplies them by the cotangent. The output is laid out channels-last in memory and returned as an
 ``[N, O, *out]`` view, which saves a transposing copy per op; numpy's elementwise ops keep that
 layout and the next im2col reads it well.
 
@@ -36,7 +35,8 @@ from .._dtypes import is_float
 from .._tensor import as_tensor
 from ._norm import BlasSum
 
-__all__ = ["Window", "pad", "windows", "fold", "channels_last", "channels_first", "ntuple", "conv"]
+__all__ = ["Window", "pad", "windows", "offsets", "fold", "channels_last", "channels_first", "ntuple",
+           "conv"]
 
 
 def ntuple(value, n, what, *, minimum=1):
@@ -119,6 +119,14 @@ def windows(xp, win):
     )
 
 
+def offsets(win):
+    """``(offset, reads)`` per kernel offset, row-major: ``reads`` indexes the padded array's
+    spatial axes at the elements that this offset of every window reads."""
+    for offset in itertools.product(*(range(k) for k in win.kernel)):
+        yield offset, tuple(slice(i * dl, i * dl + s * (o - 1) + 1, s)
+                            for i, dl, s, o in zip(offset, win.dilation, win.stride, win.out))
+
+
 def fold(cols, win):
     """The transpose of ``windows(pad(x))`` (col2im), kernel offsets leading.
 
@@ -132,9 +140,7 @@ def fold(cols, win):
         order = (d,) + sum(((d + 1 + i, i) for i in range(d)), ()) + tuple(range(1 + 2 * d, cols.ndim))
         return cols.transpose(order).reshape(cols.shape[d:d + 1] + win.spatial + cols.shape[1 + 2 * d:])
     xp = np.zeros(cols.shape[d:d + 1] + win.padded + cols.shape[1 + 2 * d:], dtype=cols.dtype)
-    for offset in itertools.product(*(range(k) for k in win.kernel)):
-        reads = tuple(slice(i * dl, i * dl + s * (o - 1) + 1, s)
-                      for i, dl, s, o in zip(offset, win.dilation, win.stride, win.out))
+    for offset, reads in offsets(win):
         xp[(slice(None),) + reads] += cols[offset]
     return xp[win.inner()]
 
@@ -152,13 +158,41 @@ def channels_first(x):
 # ---------------------------------------------------------------------------------------------
 # The three convolution ops
 # ---------------------------------------------------------------------------------------------
-def _im2col(x, win, groups):
-    """``[G, N * L, K * C/G]``: a row per (n, output position), a column per (offset, channel)."""
-    d, n = len(win.kernel), x.shape[0]
+# im2col works through the batch a few samples at a time, so that the columns (K times the
+# input's size) are one reused buffer of about this many bytes: it stays in cache while the
+# matmul reads it, and no large array is allocated per call (fresh pages from the OS each
+# training step cost more than the arithmetic at these sizes).
+COLUMN_BYTES = 1 << 20
+
+
+def _column_batches(x, win, groups):
+    """``(start, stop, cols)`` for consecutive batches of samples of ``x`` ``[N, C, *spatial]``.
+
+    ``cols`` is ``[G, (stop - start) * L, K * C/G]``: a row per (sample, output position), a
+    column per (kernel offset, channel), written into one buffer reused from batch to batch.
+    """
+    n, c = x.shape[:2]
+    cg, rows_per_sample = c // groups, math.prod(win.out)
+    width = math.prod(win.kernel) * cg
+    per = max(1, min(n, COLUMN_BYTES // max(1, groups * rows_per_sample * width * x.dtype.itemsize)))
     view = windows(pad(channels_last(x), win), win)                   # [N, *out, *k, C]
-    view = view.reshape(view.shape[:-1] + (groups, -1))               # [N, *out, *k, G, Cg]
-    view = np.moveaxis(view, -2, 0)                                   # [G, N, *out, *k, Cg]
-    return view.reshape(groups, n * math.prod(win.out), -1)           # the one copy
+    view = np.moveaxis(view.reshape(view.shape[:-1] + (groups, cg)), -2, 0)  # [G, N, *out, *k, Cg]
+    buffer = np.empty((groups, per * rows_per_sample * width), dtype=x.dtype)
+    for start in range(0, n, per):
+        stop = min(start + per, n)
+        cols = buffer[:, :(stop - start) * rows_per_sample * width]
+        np.copyto(cols.reshape((groups, stop - start) + view.shape[2:]), view[:, start:stop])
+        yield start, stop, cols.reshape(groups, (stop - start) * rows_per_sample, width)
+
+
+def _correlate(x, w, win, groups):
+    """The numpy convolution ``[G, N * L, O/G]`` of ``x`` with ``w`` (im2col and matmuls)."""
+    rows_per_sample = math.prod(win.out)
+    wmat = _weight_matrix(w, groups).transpose(0, 2, 1)                   # [G, K*Cg, O/G]
+    y = np.empty((groups, x.shape[0] * rows_per_sample, wmat.shape[-1]), dtype=np.result_type(x, w))
+    for start, stop, cols in _column_batches(x, win, groups):
+        np.matmul(cols, wmat, out=y[:, start * rows_per_sample:stop * rows_per_sample])
+    return y
 
 
 def _rows(g, groups):
@@ -173,27 +207,19 @@ def _weight_matrix(w, groups):
     return np.moveaxis(w.reshape(groups, o // groups, cg, -1), 2, 3).reshape(groups, o // groups, -1)
 
 
-def _correlate(x, w, b, win, groups):
-    """The numpy convolution, im2col and one batched matmul: ``(y, the im2col columns)``."""
-    cols = _im2col(x, win, groups)
-    y = np.matmul(cols, _weight_matrix(w, groups).transpose(0, 2, 1))     # [G, NL, O/G]
-    y = y.transpose(1, 0, 2).reshape((x.shape[0],) + win.out + (w.shape[0],))
-    if b is not None:
-        y = np.add(y, b, out=y if np.result_type(y, b) == y.dtype else None)
-    return channels_first(y), cols
-
-
 class Conv(Op):
     """``y[n, o] = sum over (c, offset) of x[n, c, window(offset)] * w[o, c, offset] + b[o]``."""
 
-    def __init__(self, win, groups, keep_cols=False):
-        self.win, self.groups, self.keep_cols = win, groups, keep_cols
+    def __init__(self, win, groups):
+        self.win, self.groups = win, groups
 
     def forward(self, x, w, b=None):
-        y, cols = _correlate(x, w, b, self.win, self.groups)
-        if self.keep_cols:  # reused by the weight gradient of a first-order backward
-            self.cols = cols
-        return y
+        win = self.win
+        y = _correlate(x, w, win, self.groups)                               # [G, NL, O/G]
+        y = y.transpose(1, 0, 2).reshape((x.shape[0],) + win.out + (w.shape[0],))
+        if b is not None:
+            y = np.add(y, b, out=y if np.result_type(y, b) == y.dtype else None)
+        return channels_first(y)
 
     def vjp(self, g, out):
         # d<conv(x, w), g> = <dx, conv_input_grad(g, w)> + <dw, conv_weight_grad(x, g)>
@@ -202,8 +228,7 @@ class Conv(Op):
         if self.needs[0]:
             gx = ConvInputGrad.apply(g, w, win=self.win, groups=self.groups)
         if self.needs[1]:
-            gw = ConvWeightGrad.apply(x, g, win=self.win, groups=self.groups,
-                                      cols=getattr(self, "cols", None))
+            gw = ConvWeightGrad.apply(x, g, win=self.win, groups=self.groups)
         if len(self.inputs) == 3 and self.needs[2]:
             gb = BlasSum.apply(g, axes=(0,) + tuple(range(2, g.ndim)))
         return gx, gw, gb
@@ -218,24 +243,28 @@ class ConvInputGrad(Op):
     def forward(self, g, w):
         win, groups = self.win, self.groups
         o, cg = w.shape[:2]
-        d = len(win.kernel)
+        n, d = g.shape[0], len(win.kernel)
         # With stride 1 this is the correlation of g, padded by dilation * (k - 1) - padding,
-        # with the kernel flipped and its channel axes swapped (per group): one im2col and one
-        # matmul, faster than scattering columns back.
+        # with the kernel flipped and its channel axes swapped (per group).
         pads = tuple((dl * (k - 1) - before, dl * (k - 1) - after)
                      for k, dl, (before, after) in zip(win.kernel, win.dilation, win.padding))
         if all(s == 1 for s in win.stride) and min(min(p) for p in pads) >= 0:
             flipped = w[(Ellipsis,) + (slice(None, None, -1),) * d]
             flipped = flipped.reshape((groups, o // groups, cg) + win.kernel).swapaxes(1, 2)
             flipped = flipped.reshape((groups * cg, o // groups) + win.kernel)
-            return _correlate(g, flipped, None, Window(win.out, win.kernel, win.stride, pads,
-                                                       win.dilation), groups)[0]
-        # Otherwise: one product per kernel offset, [G, 1, NL, O/G] @ [G, K, O/G, Cg] ->
-        # [G, K, NL, Cg], folded back with contiguous adds.
-        w_k = np.moveaxis(w.reshape(groups, o // groups, cg, -1), 3, 1)   # [G, K, O/G, Cg]
-        cols = np.matmul(_rows(g, groups)[:, None], w_k)                  # [G, K, NL, Cg]
-        cols = cols.reshape((groups,) + win.kernel + (g.shape[0],) + win.out + (cg,))
-        x = fold(np.moveaxis(cols, 0, -2), win)                           # [N, *spatial, G, Cg]
+            back = Window(win.out, win.kernel, win.stride, pads, win.dilation)
+            x = _correlate(g, flipped, back, groups)                         # [G, NL, Cg]
+            return channels_first(x.transpose(1, 0, 2).reshape((n,) + win.spatial + (-1,)))
+        # Otherwise col2im without the columns: for each kernel offset, one product
+        # [G, NL, O/G] @ [G, O/G, Cg] into a reused buffer, added where it belongs.
+        rows = _rows(g, groups)                                               # [G, NL, O/G]
+        w_k = np.moveaxis(w.reshape(groups, o // groups, cg, -1), 3, 0)      # [K, G, O/G, Cg]
+        xp = np.zeros((n,) + win.padded + (groups, cg), dtype=np.result_type(g, w))
+        product = np.empty((groups, rows.shape[1], cg), dtype=xp.dtype)
+        for k, (_, reads) in enumerate(offsets(win)):
+            np.matmul(rows, w_k[k], out=product)
+            xp[(slice(None),) + reads] += np.moveaxis(product.reshape((groups, n) + win.out + (cg,)), 0, -2)
+        x = xp[win.inner()]                                                   # [N, *spatial, G, Cg]
         return channels_first(x.reshape(x.shape[:-2] + (-1,)))
 
     def vjp(self, h, out):
@@ -249,14 +278,21 @@ class ConvInputGrad(Op):
 class ConvWeightGrad(Op):
     """The correlation of the input with the cotangent: ``d <conv(x, w), g> / d w``."""
 
-    def __init__(self, win, groups, cols=None):
-        self.win, self.groups, self.cols = win, groups, cols
+    def __init__(self, win, groups):
+        self.win, self.groups = win, groups
 
     def forward(self, x, g):
-        cols = self.cols if self.cols is not None else _im2col(x, self.win, self.groups)
-        self.cols = None
-        gw = np.matmul(_rows(g, self.groups).transpose(0, 2, 1), cols)  # [G, O/G, K*Cg]
-        gw = gw.reshape((g.shape[1],) + self.win.kernel + (-1,))       # [O, *k, Cg]
+        # The columns are made again, batch by batch, rather than kept from the forward
+        # (K times the input's memory per layer until backward): measured faster overall.
+        rows = _rows(g, self.groups).transpose(0, 2, 1)                    # [G, O/G, NL]
+        rows_per_sample = math.prod(self.win.out)
+        gw = part = None
+        for start, stop, cols in _column_batches(x, self.win, self.groups):
+            if gw is None:
+                gw = np.zeros((self.groups, rows.shape[1], cols.shape[-1]), np.result_type(x, g))
+                part = np.empty_like(gw)
+            gw += np.matmul(rows[:, :, start * rows_per_sample:stop * rows_per_sample], cols, out=part)
+        gw = gw.reshape((g.shape[1],) + self.win.kernel + (-1,))           # [O, *k, Cg]
         return np.ascontiguousarray(np.moveaxis(gw, -1, 1))
 
     def vjp(self, k, out):
@@ -334,5 +370,5 @@ def conv(input, weight, bias, stride, padding, dilation, groups, d):
         if b.shape != (c_out,):
             raise ValueError(f"{name}: bias must have shape ({c_out},), got {b.shape}")
         inputs.append(b)
-    y = Conv.apply(*inputs, win=win, groups=groups, keep_cols=True)
+    y = Conv.apply(*inputs, win=win, groups=groups)
     return y.reshape(y.shape[1:]) if unbatched else y
