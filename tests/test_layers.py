@@ -437,14 +437,42 @@ def test_batch_norm_matches_the_same_formula_in_minigrad_ops_to_third_order():
     def fused(x):
         return F.batch_norm(x, None, None, training=True)
 
-    def third(norm):
-        x = t64(x0)
-        (g,) = minigrad.grad(norm(x), x, u, create_graph=True)
-        (gg,) = minigrad.grad((g * g * g).sum(), x, create_graph=True)
-        (ggg,) = minigrad.grad((gg * gg).sum(), x)
-        return g.numpy(), gg.numpy(), ggg.numpy()
-    for a, b in zip(third(fused), third(composite)):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    w0, b0 = rng.standard_normal(3), rng.standard_normal(3)
+
+    def composite_affine(x, w, b):
+        return composite(x) * w.reshape(1, 3, 1) + b.reshape(1, 3, 1)
+
+    def fused_affine(x, w, b):
+        return F.batch_norm(x, None, None, w, b, training=True)
+
+    def third(norm, affine=False):
+        x, w, b = t64(x0), t64(w0), t64(b0)
+        out = norm(x, w, b) if affine else norm(x)
+        sources = [x, w, b] if affine else [x]
+        g = minigrad.grad(out, sources, u, create_graph=True)
+        total = sum((gi * gi * gi).sum() for gi in g)
+        gg = minigrad.grad(total, sources, create_graph=True, allow_unused=True)
+        gg = [gi for gi in gg if gi is not None]      # nothing depends on b at second order
+        ggg = minigrad.grad(sum((gi * gi).sum() for gi in gg), sources, allow_unused=True)
+        return [np.zeros(1) if t is None else t.numpy() for t in (*g, *gg, *ggg)]
+    for ours, theirs in [(third(fused), third(composite)),
+                         (third(fused_affine, True), third(composite_affine, True))]:
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    # weight only, bias only
+    for w, b in ((t64(w0), None), (None, t64(b0))):
+        ref = composite(t64(x0, False)).numpy() * (w0.reshape(1, 3, 1) if w is not None else 1) \
+            + (b0.reshape(1, 3, 1) if b is not None else 0)
+        np.testing.assert_allclose(F.batch_norm(t64(x0), None, None, w, b, training=True).numpy(), ref, rtol=1e-12)
+
+
+def test_norm_grad_ops_with_a_scale_have_exact_second_derivatives():
+    from minigrad.nn._norm import NormGrad
+    rng = np.random.default_rng(6)
+    h, x, s = t64(rng.standard_normal((3, 2, 2))), t64(rng.standard_normal((3, 2, 2))), t64(rng.standard_normal((1, 2, 1)))
+    fn = lambda h, x, s: NormGrad.apply(h, x, s, axes=(0, 2), eps=1e-5)  # noqa: E731
+    assert minigrad.gradcheck(fn, [h, x, s]) and minigrad.gradgradcheck(fn, [h, x, s])
 
 
 def test_batch_norm_module_train_eval_momentum_none_and_no_tracking():

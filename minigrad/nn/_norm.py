@@ -1,28 +1,33 @@
-"""Standardisation over some axes (batch norm's core) as three recorded ops, fused in numpy.
+"""Standardisation over some axes (batch norm's core) as recorded ops, fused in numpy.
 
 Per group of elements that share a channel (the reduced ``axes``, ``n`` elements each)::
 
     mean = x.mean(axes),  r = 1 / sqrt(var(x) + eps),  xhat = (x - mean) * r
 
 Written with minigrad's elementwise ops this is a dozen nodes and as many passes over the
-activations in each direction. Here it is three ops whose forwards are fused numpy and whose
+activations in each direction. Here it is a few ops whose forwards are fused numpy and whose
 VJPs are made of each other, so that gradients of every order stay exact:
 
 * ``Normalize(x) -> xhat``; VJP ``NormGrad(h, x)``.
-* ``NormGrad(h, x) = r * (h - mean(h) - xhat * mean(h * xhat))``: the standardisation's
-  Jacobian (symmetric) applied to ``h``. It is linear in ``h``, so its VJP for ``h`` is
-  ``NormGrad(k, x)``; its VJP for ``x`` is derived in the comment on ``vjp``.
+* ``NormGrad(h, x[, s]) = s * r * (h - mean(h) - xhat * mean(h * xhat))``: the
+  standardisation's Jacobian (symmetric) applied to ``h``, optionally scaled per group by
+  ``s``. It is linear in ``h``, so its VJP for ``h`` is ``NormGrad(k, x, s)``; its VJPs for
+  ``x`` and ``s`` are derived in the comment on ``vjp``.
 * ``Rstd(x) -> r`` (kept axes); VJP ``-k * r**2 * xhat / n`` (from ``dr = -r**3 * mean(xc dx)``).
+* ``BatchNormTrain(x, w, b) = xhat * w + b`` (channel axis 1): its VJP is ``NormGrad(g, x, w)``
+  for ``x``, ``ChannelDot(g, xhat)`` for ``w`` and ``BlasSum(g)`` for ``b``, and all three
+  share the two per-channel sums of ``g`` and ``g * xhat``, computed once.
 
 A first-order backward runs one fused ``NormGrad`` forward (no recomputation: ``xhat`` and
-``r`` are handed over from the forward). Only second-order gradients create the other nodes.
+``r`` are handed over from the forward, the sums from ``BatchNormTrain``). Only second-order
+gradients create the other nodes.
 
 The per-channel sums are products with a vector of ones (:func:`blas_sum`): at these sizes
 numpy's strided reductions over the batch and spatial axes are 4-10x slower than BLAS, and
 less accurate (they add row by row, where BLAS keeps several partial sums). Statistics are
 computed in float32 for float16/bfloat16 data (their op-math type) and rounded once.
-``Affine`` (a per-channel scale and shift) and ``BlasSum`` use the same sums for the
-gradients of batch norm's weight and bias and of a convolution's bias.
+``Affine`` (a per-channel scale and shift: batch norm in eval mode) and ``BlasSum`` use the
+same sums for their weight and bias gradients, and a convolution's bias gradient too.
 """
 
 import math
@@ -34,8 +39,8 @@ from .._checks import non_negative, real
 from .._dtypes import is_float, opmath
 from .._tensor import Tensor, as_tensor
 
-__all__ = ["blas_sum", "BlasSum", "Affine", "standardize", "Normalize", "NormGrad", "Rstd",
-           "batch_norm"]
+__all__ = ["blas_sum", "BlasSum", "ChannelDot", "Affine", "standardize", "Normalize", "NormGrad",
+           "Rstd", "BatchNormTrain", "batch_norm"]
 
 
 def _count(shape, axes):
@@ -69,20 +74,44 @@ def blas_sum(a, axes):
     return a.sum(axis=axes, keepdims=True)
 
 
-class BlasSum(Op):
-    """``x.sum(axis=axes)`` computed by :func:`blas_sum` (the axes are removed)."""
+def _drop(shape, axes):
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
 
-    def __init__(self, axes):
-        self.axes = axes
+
+def _kept(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class BlasSum(Op):
+    """``x.sum(axis=axes)`` computed by :func:`blas_sum` (the axes are removed); ``value``
+    hands over a sum already computed."""
+
+    def __init__(self, axes, value=None):
+        self.axes, self.value = axes, value
 
     def forward(self, x):
-        out = blas_sum(x, self.axes)
-        return out.reshape(tuple(n for i, n in enumerate(out.shape) if i not in self.axes))
+        out = blas_sum(x, self.axes) if self.value is None else self.value
+        return out.reshape(_drop(x.shape, self.axes))
 
     def vjp(self, g, out):  # every summed element gets its sum's cotangent
         x = self.inputs[0]
-        kept = tuple(1 if i in self.axes else n for i, n in enumerate(x.shape))
-        return (g.reshape(kept).broadcast_to(x.shape),)
+        return (g.reshape(_kept(x.shape, self.axes)).broadcast_to(x.shape),)
+
+
+class ChannelDot(Op):
+    """``(a * b).sum(axis=axes)``, the product never formed when ``value`` hands it over."""
+
+    def __init__(self, axes, value=None):
+        self.axes, self.value = axes, value
+
+    def forward(self, a, b):
+        out = blas_sum(a * b, self.axes) if self.value is None else self.value
+        return out.reshape(_drop(a.shape, self.axes))
+
+    def vjp(self, g, out):  # d sum(a b) = sum(b da + a db)
+        a, b = self.inputs
+        g = g.reshape(_kept(a.shape, self.axes))
+        return (g * b if self.needs[0] else None), (g * a if self.needs[1] else None)
 
 
 def _channel_axes(ndim):
@@ -165,37 +194,83 @@ class Rstd(_Statistic):
 
 
 class NormGrad(_Statistic):
-    """``r * (h - mean(h) - xhat * mean(h * xhat))``: Normalize's Jacobian at ``x`` times ``h``."""
+    """``s * r * (h - mean(h) - xhat * mean(h * xhat))``: Normalize's Jacobian at ``x`` times
+    ``h``, scaled by ``s`` (optional, constant over the reduced axes: batch norm's weight).
 
-    def forward(self, h, x):
+    ``sums`` may hand over ``(mean(h), mean(h * xhat))``, already computed.
+    """
+
+    def __init__(self, axes, eps, cache=None, sums=None):
+        super().__init__(axes, eps, cache)
+        self.sums = sums
+
+    def forward(self, h, x, s=None):
         if self.cache is None:
             self.cache = standardize(x, self.axes, self.eps)[2:]
         xhat, r = self.cache
-        out = np.multiply(xhat, -_mean(np.multiply(h, xhat), self.axes))
-        out += h
-        out -= _mean(h, self.axes)
-        out *= r
+        mean_h, mean_hx = self.sums or (_mean(h, self.axes), _mean(np.multiply(h, xhat), self.axes))
+        self.sums = None
+        scale = r if s is None else r * s
+        out = np.multiply(xhat, -mean_hx * scale)
+        out += np.multiply(h, scale)
+        out -= mean_h * scale
         return out
 
     def vjp(self, k, out):
-        # E(h, x) = r P(h) with P(h) = h - mean(h) - xhat m, m = mean(h xhat). E is linear in h
-        # with a symmetric matrix J, so the h-part is NormGrad(k). For x, with dx = J d and
+        # E(h, x) = s r P(h) with P(h) = h - mean(h) - xhat m, m = mean(h xhat). E is linear in
+        # h with a symmetric matrix (s J), so the h-part is NormGrad(k) scaled by s. For s:
+        # sum(k r P(h)) over the reduced axes. For x, with k' = s k, dx = J d and
         # dr = -(r^2 / n) sum(xhat d):
-        #   <k, dE> = dr a - r m <k, J d> - r b mean(h J d),  a = <k, P(h)> = <k, E> / r,
-        #   b = <k, xhat>, so  gx = -(r^2 a / n) xhat + J(-r (m k + (b / n) h)).
-        h, x = self.inputs
+        #   <k', dE> = dr a - r m <k', J d> - r b mean(h J d),  a = <k', P(h)> = <k, E> / r,
+        #   b = <k', xhat>, so  gx = -(r^2 a / n) xhat + J(-r (m k' + (b / n) h)).
+        h, x = self.inputs[:2]
+        s = self.inputs[2] if len(self.inputs) == 3 else None
         kw = dict(axes=self.axes, eps=self.eps, cache=self.cache)
-        gh = gx = None
+        scaled = () if s is None else (s,)
+        gh = gx = gs = None
         if self.needs[0]:
-            gh = NormGrad.apply(k, x, **kw)
+            gh = NormGrad.apply(k, x, *scaled, **kw)
+        if len(self.inputs) == 3 and self.needs[2]:
+            gs = (k * NormGrad.apply(h, x, **kw)).sum(axis=self.axes, keepdims=True)
         if self.needs[1]:
             n = _count(x.shape, self.axes)
             r, xhat = Rstd.apply(x, **kw), Normalize.apply(x, **kw)
             a = (k * out).sum(axis=self.axes, keepdims=True) / r
+            k = k if s is None else k * s
             m = (h * xhat).mean(axis=self.axes, keepdims=True)
             b = (k * xhat).sum(axis=self.axes, keepdims=True)
             gx = NormGrad.apply(-r * (m * k + (b / n) * h), x, **kw) - (r * r * a / n) * xhat
-        return gh, gx
+        return (gh, gx) if s is None else (gh, gx, gs)
+
+
+class BatchNormTrain(_Statistic):
+    """``xhat * w + b`` over channel axis 1 with the batch's statistics (``xhat`` cached).
+
+    Its first-order backward is one fused ``NormGrad`` (scaled by ``w``) and the weight and
+    bias gradients, all from two per-channel sums of the cotangent computed once.
+    """
+
+    def forward(self, x, w, b):
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        y = np.multiply(self.cache[0], w.reshape(shape))
+        y += b.reshape(shape)
+        return y
+
+    def vjp(self, g, out):
+        x, w = self.inputs[:2]
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        xhat = self.cache[0]
+        n = _count(x.shape, self.axes)
+        sum_g, sum_gx = blas_sum(g.data, self.axes), blas_sum(g.data * xhat, self.axes)
+        kw = dict(axes=self.axes, eps=self.eps, cache=self.cache)
+        gx = gw = gb = None
+        if self.needs[0]:
+            gx = NormGrad.apply(g, x, w.reshape(shape), sums=(sum_g / n, sum_gx / n), **kw)
+        if self.needs[1]:
+            gw = ChannelDot.apply(g, Normalize.apply(x, **kw), axes=self.axes, value=sum_gx)
+        if self.needs[2]:
+            gb = BlasSum.apply(g, axes=self.axes, value=sum_g)
+        return gx, gw, gb
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,15 +326,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                              f"got input shape {x.shape}")
         mean, var, xhat, r = standardize(x.data, axes, eps)
-        y = Normalize.apply(x, axes=axes, eps=eps, cache=(xhat, r))
         for buf, stat in ((rm, mean), (rv, var * (n / (n - 1)))):
             if buf is not None:
                 buf *= 1 - momentum
                 buf += (momentum * stat.reshape(channels)).astype(buf.dtype)
         if w is None and b is None:
-            return y
-        return Affine.apply(y, *((w if w is not None else np.ones(channels, x.dtype)),)
-                            + (() if b is None else (b,)))
+            return Normalize.apply(x, axes=axes, eps=eps, cache=(xhat, r))
+        w = w if w is not None else as_tensor(np.ones(channels, x.dtype))
+        b = b if b is not None else as_tensor(np.zeros(channels, x.dtype))
+        return BatchNormTrain.apply(x, w, b, axes=axes, eps=eps, cache=(xhat, r))
     if rm is None or rv is None:
         raise ValueError("batch_norm: running_mean and running_var are needed when not "
                          "training (training=False)")
