@@ -73,38 +73,44 @@ def save_plot(history, path):
     print(f"saved curves to {path}")
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def common_parser(description, *, epochs, lr, plot):
+    """The options every digits example takes; each example adds its model's own."""
+    parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=30, help="passes over the training set (default 30)")
+    parser.add_argument("--epochs", type=int, default=epochs,
+                        help=f"passes over the training set (default {epochs})")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64], metavar="N",
-                        help="hidden layer sizes (default: 128 64)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="Adam's initial learning rate (default 3e-3)")
+    parser.add_argument("--lr", type=float, default=lr,
+                        help=f"Adam's initial learning rate (default {lr:g})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, weights and batches")
-    parser.add_argument("--plot", default="digits_curves.png", metavar="PATH",
-                        help="PNG for the curves, if matplotlib is installed (default digits_curves.png)")
+    parser.add_argument("--plot", default=plot, metavar="PATH",
+                        help=f"PNG for the curves, if matplotlib is installed (default {plot})")
     parser.add_argument("--no-plot", action="store_true", help="do not save the curves")
     parser.add_argument("--save", metavar="PATH", help="save the trained weights to this .npz file")
+    return parser
+
+
+def parse_args(argv):
+    parser = common_parser(__doc__.split("\n\n")[0], epochs=30, lr=3e-3, plot="digits_curves.png")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64], metavar="N",
+                        help="hidden layer sizes (default: 128 64)")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or min(args.hidden) < 1 or args.lr <= 0:
         parser.error("--epochs, --batch-size and --hidden must be >= 1 and --lr > 0")
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    # One generator for the whole run: the split, the initial weights and every epoch's
-    # batch order all come from it, so --seed fixes every number printed.
-    rng = np.random.default_rng(args.seed)
-    images, labels = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(images.astype(np.float32), labels, rng=rng)
-    model = make_model(args.hidden, rng)
-    opt = optim.Adam(model.parameters(), lr=args.lr)
+def train(model, opt, data, args, rng, *, describe, loss_fn=nn.cross_entropy):
+    """Train with ``opt`` and a cosine schedule; a line per epoch; save, plot; the test accuracy.
+
+    ``data`` is ``(x_train, x_test, y_train, y_test)``; ``describe`` names the model in the
+    first line; ``loss_fn(scores, labels)`` is the training loss.
+    """
+    x_train, x_test, y_train, y_test = data
     schedule = optim.CosineAnnealingLR(opt, T_max=args.epochs)
     n_params = sum(p.size for p in model.parameters())
-    print(f"digits: {len(x_train)} training and {len(x_test)} test images; MLP "
-          f"{' -> '.join(map(str, [N_FEATURES, *args.hidden, N_CLASSES]))} ({n_params} parameters)")
+    print(f"digits: {len(x_train)} training and {len(x_test)} test images; {describe} "
+          f"({n_params} parameters)")
 
     history, start = [], time.perf_counter()
     for epoch in range(1, args.epochs + 1):
@@ -116,7 +122,7 @@ def main(argv=None):
         total_loss = 0.0
         for xb, yb in batches:
             opt.zero_grad()
-            loss = nn.cross_entropy(model(xb), yb)
+            loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
             total_loss += float(loss) * len(yb)
@@ -141,6 +147,19 @@ def main(argv=None):
     print(f"test accuracy: {test_acc:.2%} ({round(test_acc * len(y_test))}/{len(y_test)} held-out "
           f"digits) after {args.epochs} epochs in {time.perf_counter() - start:.1f}s")
     return test_acc
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # One generator for the whole run: the split, the initial weights and every epoch's
+    # batch order all come from it, so --seed fixes every number printed.
+    rng = np.random.default_rng(args.seed)
+    images, labels = load_digits()
+    data = train_test_split(images.astype(np.float32), labels, rng=rng)
+    model = make_model(args.hidden, rng)
+    opt = optim.Adam(model.parameters(), lr=args.lr)
+    return train(model, opt, data, args, rng,
+                 describe=f"MLP {' -> '.join(map(str, [N_FEATURES, *args.hidden, N_CLASSES]))}")
 
 
 if __name__ == "__main__":

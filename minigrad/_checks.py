@@ -15,8 +15,8 @@ try:  # numpy >= 2
 except ImportError:  # numpy 1.25, 1.26
     from numpy.core.numeric import normalize_axis_tuple
 
-__all__ = ["positive_int", "real", "non_negative", "flag", "optional_flag", "integer",
-           "int_tuple", "axes"]
+__all__ = ["positive_int", "non_negative_int", "real", "non_negative", "flag", "optional_flag",
+           "integer", "int_tuple", "axes"]
 
 
 def _got(value):
@@ -25,13 +25,22 @@ def _got(value):
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
-def positive_int(value, what):
-    """``value`` as an int >= 1, else TypeError/ValueError naming ``what`` and the value."""
+def _int_at_least(value, what, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{what} must be an int, got {_got(value)}")
-    if value < 1:
-        raise ValueError(f"{what} must be >= 1, got {value}")
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def positive_int(value, what):
+    """``value`` as an int >= 1, else TypeError/ValueError naming ``what`` and the value."""
+    return _int_at_least(value, what, 1)
+
+
+def non_negative_int(value, what):
+    """``value`` as an int >= 0, else TypeError/ValueError naming ``what`` and the value."""
+    return _int_at_least(value, what, 0)
 
 
 def real(value, what):

@@ -28,10 +28,11 @@ import math
 import numpy as np
 
 from . import _dtypes
-from ._checks import flag, non_negative, positive_int, real
+from ._checks import flag, non_negative, non_negative_int, positive_int, real
 from ._tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LRScheduler", "StepLR",
+           "CosineAnnealingLR", "LambdaLR", "LinearLR", "ReduceLROnPlateau"]
 
 
 class Optimizer:
@@ -297,6 +298,70 @@ class AdamW(Adam):
                          amsgrad=amsgrad)
 
 
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e) with PyTorch's rule, keywords and defaults.
+
+    For gradient ``g``::
+
+        g = g + weight_decay * p
+        v = alpha * v + (1 - alpha) * g * g
+        m = alpha * m + (1 - alpha) * g ;  v_hat = v - m * m     (centered only; else v_hat = v)
+        b = momentum * b + g / (sqrt(v_hat) + eps) ;  p = p - lr * b     (momentum > 0)
+        p = p - lr * g / (sqrt(v_hat) + eps)                              (momentum = 0)
+
+    Examples
+    --------
+    >>> w = minigrad.tensor([1.0, -2.0], requires_grad=True)
+    >>> opt = minigrad.optim.RMSprop([w], lr=0.01)
+    >>> (w * w).sum().backward()
+    >>> opt.step()                  # first step: g / sqrt(0.01 g^2) = 10 sign(g), times lr
+    >>> np.round(w.numpy(), 5)
+    array([ 0.9, -1.9], dtype=float32)
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def _check(self, group):
+        non_negative(group["lr"], "lr")
+        non_negative(group["alpha"], "alpha")
+        non_negative(group["eps"], "eps")
+        non_negative(group["weight_decay"], "weight_decay")
+        non_negative(group["momentum"], "momentum")
+        flag(group["centered"], "centered")
+
+    def _update(self, w, g, state, group):
+        # Python floats: a numpy float32 hyper-parameter would make the arithmetic float32
+        alpha, eps = float(group["alpha"]), float(group["eps"])
+        wd, momentum, lr = float(group["weight_decay"]), float(group["momentum"]), float(group["lr"])
+        if wd != 0:
+            g = g + wd * w
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = np.zeros_like(w)
+        state["step"] += 1
+        v = state["square_avg"]
+        v *= alpha
+        v += (1 - alpha) * (g * g)
+        if group["centered"]:
+            m = state.setdefault("grad_avg", np.zeros_like(w))
+            m *= alpha
+            m += (1 - alpha) * g
+            avg = np.sqrt(v - m * m)
+        else:
+            avg = np.sqrt(v)
+        avg += eps
+        if momentum > 0:
+            buf = state.setdefault("momentum_buffer", np.zeros_like(w))
+            buf *= momentum
+            buf += g / avg
+            w -= lr * buf
+        else:
+            w -= lr * (g / avg)
+
+
 # ------------------------------------------------------------------------------------------
 # Learning-rate schedules
 # ------------------------------------------------------------------------------------------
@@ -388,3 +453,166 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self):
         cos = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
         return [self.eta_min + (base - self.eta_min) * cos for base in self.base_lrs]
+
+
+class LambdaLR(LRScheduler):
+    """The initial learning rate times ``lr_lambda(epoch)`` (one function, or one per group).
+
+    Examples
+    --------
+    >>> opt = minigrad.optim.SGD([minigrad.tensor([0.0], requires_grad=True)], lr=1.0)
+    >>> sched = minigrad.optim.LambdaLR(opt, lambda epoch: 0.5 ** epoch)
+    >>> lrs = []
+    >>> for epoch in range(4):
+    ...     lrs.append(opt.param_groups[0]["lr"])
+    ...     sched.step()
+    >>> lrs
+    [1.0, 0.5, 0.25, 0.125]
+    """
+
+    def __init__(self, optimizer, lr_lambda):
+        n = len(optimizer.param_groups) if isinstance(optimizer, Optimizer) else 0
+        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        if isinstance(lr_lambda, (list, tuple)) and len(lambdas) != n:
+            raise ValueError(f"expected {n} lr_lambdas (one per parameter group), got {len(lambdas)}")
+        for i, fn in enumerate(lambdas):
+            if not callable(fn):
+                raise TypeError(f"lr_lambda must be a callable or a list of callables; item {i} "
+                                f"is {type(fn).__name__}")
+        self.lr_lambdas = lambdas
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        return [base * fn(self.last_epoch) for base, fn in zip(self.base_lrs, self.lr_lambdas)]
+
+
+class LinearLR(LRScheduler):
+    """Linear warm-up (or decay): the factor goes from ``start_factor`` to ``end_factor`` over
+    ``total_iters`` steps, then stays there.
+
+    ``lr = initial_lr * (start_factor + (end_factor - start_factor) * min(epoch, total_iters)
+    / total_iters)``, PyTorch's ``LinearLR`` in closed form.
+
+    Examples
+    --------
+    >>> opt = minigrad.optim.SGD([minigrad.tensor([0.0], requires_grad=True)], lr=1.0)
+    >>> sched = minigrad.optim.LinearLR(opt, start_factor=0.25, total_iters=3)
+    >>> lrs = []
+    >>> for epoch in range(5):
+    ...     lrs.append(opt.param_groups[0]["lr"])
+    ...     sched.step()
+    >>> lrs
+    [0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+        if not 0.0 < real(start_factor, "start_factor") <= 1.0:
+            raise ValueError(f"start_factor must be in (0, 1], got {start_factor}")
+        if not 0.0 <= real(end_factor, "end_factor") <= 1.0:
+            raise ValueError(f"end_factor must be in [0, 1], got {end_factor}")
+        self.start_factor, self.end_factor = start_factor, end_factor
+        self.total_iters = positive_int(total_iters, "total_iters")
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        done = min(self.last_epoch, self.total_iters) / self.total_iters
+        factor = self.start_factor + (self.end_factor - self.start_factor) * done
+        return [base * factor for base in self.base_lrs]
+
+
+class ReduceLROnPlateau:
+    """Multiply the learning rate by ``factor`` when a metric has stopped improving.
+
+    Call ``step(metric)`` once per epoch with the monitored value (a validation loss, say).
+    PyTorch's rule: the metric improves when it is better than the best so far by more than
+    ``threshold`` (relative: ``best * (1 -/+ threshold)``; absolute: ``best -/+ threshold``).
+    After more than ``patience`` epochs without improvement, each group's learning rate
+    becomes ``max(lr * factor, min_lr)`` (a change smaller than ``eps`` is skipped), and then
+    ``cooldown`` epochs pass before bad epochs are counted again.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    mode : {"min", "max"}
+        Whether lower or higher metrics are better.
+    factor : float in [0, 1)
+    patience, cooldown : int >= 0
+    threshold : float >= 0
+    threshold_mode : {"rel", "abs"}
+    min_lr : float or list of floats (one per group), >= 0
+    eps : float >= 0
+
+    Examples
+    --------
+    >>> opt = minigrad.optim.SGD([minigrad.tensor([0.0], requires_grad=True)], lr=1.0)
+    >>> sched = minigrad.optim.ReduceLROnPlateau(opt, factor=0.5, patience=1)
+    >>> for loss in [3.0, 2.0, 2.0, 2.0, 2.0, 2.0]:
+    ...     sched.step(loss)
+    >>> sched.get_last_lr()          # reduced after the 2nd and the 4th epoch without progress
+    [0.25]
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a minigrad.optim.Optimizer, "
+                            f"got {type(optimizer).__name__}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        if not 0.0 <= real(factor, "factor") < 1.0:
+            raise ValueError(f"factor must be in [0, 1) (a reduction), got {factor}")
+        groups = optimizer.param_groups
+        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
+        if len(min_lrs) != len(groups):
+            raise ValueError(f"expected {len(groups)} min_lrs (one per parameter group), "
+                             f"got {len(min_lrs)}")
+        for i, value in enumerate(min_lrs):
+            non_negative(value, f"min_lr[{i}]" if isinstance(min_lr, (list, tuple)) else "min_lr")
+        self.optimizer, self.mode, self.threshold_mode = optimizer, mode, threshold_mode
+        self.factor = factor
+        self.patience = non_negative_int(patience, "patience")
+        self.threshold = non_negative(threshold, "threshold")
+        self.cooldown = non_negative_int(cooldown, "cooldown")
+        self.min_lrs = min_lrs
+        self.eps = non_negative(eps, "eps")
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+        self._last_lr = [group["lr"] for group in groups]
+
+    def is_better(self, current, best):
+        """Whether ``current`` improves on ``best`` by more than the threshold."""
+        if self.threshold_mode == "rel":
+            scale = 1 - self.threshold if self.mode == "min" else 1 + self.threshold
+            bound = best * scale
+        else:
+            bound = best - self.threshold if self.mode == "min" else best + self.threshold
+        return current < bound if self.mode == "min" else current > bound
+
+    def step(self, metrics):
+        """Record this epoch's metric (a number or one-element tensor) and maybe reduce."""
+        current = float(metrics)
+        self.last_epoch += 1
+        if self.is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                old = float(group["lr"])
+                new = max(old * self.factor, min_lr)
+                if old - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        """The learning rates after the latest :meth:`step`, one per parameter group."""
+        return list(self._last_lr)

@@ -27,31 +27,44 @@ def run_example(name, *args, cwd, timeout=120):
     return proc.stdout
 
 
+def check_default_run(out, epochs, plot, minimum):
+    """The checks every digits example's default run shares; returns the printed accuracy."""
+    losses = re.findall(rf"^epoch +(\d+)/{epochs} +loss ([\d.]+)", out, flags=re.M)
+    assert len(losses) == epochs, out
+    assert float(losses[-1][1]) < float(losses[0][1])
+    accuracy = float(re.search(r"^test accuracy: ([\d.]+)% \((\d+)/(\d+) held-out", out, flags=re.M).group(1))
+    assert accuracy >= minimum, out
+    try:
+        import matplotlib  # noqa: F401
+        assert plot.stat().st_size > 0
+    except ImportError:
+        assert "matplotlib is not installed" in out and not plot.exists()
+    return accuracy
+
+
+def import_examples():
+    """The example modules (train_digits, train_digits_cnn, digits_data), imported from EXAMPLES."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import digits_data
+        import train_digits
+        import train_digits_cnn
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    return train_digits, train_digits_cnn, digits_data
+
+
 def test_train_digits_default_run_reaches_95_percent(tmp_path):
     # The README's first command, default arguments (about 2 s on 2 cores).
     out = run_example("train_digits.py", "--plot", tmp_path / "curves.png", "--save",
                       tmp_path / "weights.npz", cwd=tmp_path)
-    epochs = re.findall(r"^epoch +(\d+)/30 +loss ([\d.]+)", out, flags=re.M)
-    assert len(epochs) == 30, out
-    assert float(epochs[-1][1]) < float(epochs[0][1])
-    accuracy = float(re.search(r"^test accuracy: ([\d.]+)% \((\d+)/(\d+) held-out", out, flags=re.M).group(1))
-    assert accuracy >= 95.0, out
-    try:
-        import matplotlib  # noqa: F401
-        assert (tmp_path / "curves.png").stat().st_size > 0
-    except ImportError:
-        assert "matplotlib is not installed" in out and not (tmp_path / "curves.png").exists()
+    accuracy = check_default_run(out, 30, tmp_path / "curves.png", 95.0)
 
     # The saved weights reproduce the printed accuracy.
-    sys.path.insert(0, str(EXAMPLES))
-    try:
-        import train_digits
-        from digits_data import load_digits, train_test_split
-    finally:
-        sys.path.remove(str(EXAMPLES))
+    train_digits, _, digits_data = import_examples()
     rng = np.random.default_rng(0)
-    images, labels = load_digits()
-    _, x_test, _, y_test = train_test_split(images.astype(np.float32), labels, rng=rng)
+    images, labels = digits_data.load_digits()
+    _, x_test, _, y_test = digits_data.train_test_split(images.astype(np.float32), labels, rng=rng)
     model = train_digits.make_model([128, 64], rng).load(tmp_path / "weights.npz")
     assert train_digits.accuracy(model, x_test, y_test) * 100 == pytest.approx(accuracy, abs=0.005)
 
@@ -183,3 +196,32 @@ def test_char_transformer_same_seed_same_run_and_bad_arguments(tmp_path):
         proc = subprocess.run([sys.executable, str(EXAMPLES / "char_transformer.py"), *bad],
                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and "error" in proc.stderr, bad
+
+
+def test_train_digits_cnn_default_run_reaches_98_percent(tmp_path):
+    # The default run (about 6 s on 2 cores): conv, batch norm and pooling on the digits.
+    out = run_example("train_digits_cnn.py", "--plot", tmp_path / "cnn.png", "--save",
+                      tmp_path / "cnn.npz", cwd=tmp_path)
+    assert "CNN conv32-conv32-pool-conv64-pool-linear (30762 parameters)" in out
+    accuracy = check_default_run(out, 15, tmp_path / "cnn.png", 98.0)
+
+    # The saved weights (PyTorch's names, running statistics included) reproduce the accuracy.
+    train_digits, train_digits_cnn, digits_data = import_examples()
+    images, labels = digits_data.load_digits()
+    _, x_test, _, y_test = digits_data.train_test_split(
+        images.astype(np.float32).reshape(-1, 1, 8, 8), labels, rng=np.random.default_rng(0))
+    model = train_digits_cnn.DigitsCNN(rng=1).load(tmp_path / "cnn.npz").eval()
+    assert "features.1.running_var" in model.state_dict()
+    assert train_digits.accuracy(model, x_test, y_test) * 100 == pytest.approx(accuracy, abs=0.005)
+
+
+def test_train_digits_cnn_options_and_same_seed_same_run(tmp_path):
+    args = ("--epochs", 2, "--channels", 4, 8, "--batch-size", 64, "--lr", 0.01,
+            "--label-smoothing", 0, "--seed", 3, "--no-plot")
+    first = run_example("train_digits_cnn.py", *args, cwd=tmp_path)
+    assert "CNN conv4-conv4-pool-conv8-pool-linear (" in first
+    assert len(re.findall(r"^epoch +\d+/2 ", first, flags=re.M)) == 2
+    assert _without_times(first) == _without_times(run_example("train_digits_cnn.py", *args, cwd=tmp_path))
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "train_digits_cnn.py"), "--channels", "0", "8"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--channels" in proc.stderr

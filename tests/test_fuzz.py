@@ -489,7 +489,7 @@ def test_fuzz_cross_entropy_family(data):
                                                                           labels=labels),
         "cross_entropy": lambda: nn.cross_entropy(logits, labels, reduction=reduction),
         "soft": lambda: nn.soft_cross_entropy(logits, labels, reduction=reduction),
-        "module": lambda: nn.CrossEntropyLoss(reduction)(logits, labels),
+        "module": lambda: nn.CrossEntropyLoss(reduction=reduction)(logits, labels),
     }
     result = run(calls[entry], odd_names, [logits, labels], entry=f"xent.{entry}")
     if result is RAISED or odd_names:

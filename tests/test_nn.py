@@ -105,7 +105,7 @@ def test_parameter_discovery_names_and_order():
 def test_shared_parameter_is_listed_once():
     shared = nn.Linear(2, 2, rng=0)
     model = nn.Sequential(shared, nn.ReLU(), shared)
-    assert [name for name, _ in model.named_parameters()] == ["layers.0.weight", "layers.0.bias"]
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias"]
 
 
 def test_linear_forward_matches_numpy_and_backward_reaches_parameters():
@@ -256,7 +256,7 @@ def test_cross_entropy_reductions_and_gradient(reduction):
     loss = nn.cross_entropy(logits, y, reduction=reduction)
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
     minigrad.gradcheck(lambda z: nn.cross_entropy(z, y, reduction=reduction), [logits])
-    assert nn.CrossEntropyLoss(reduction)(logits, y).numpy().tolist() == loss.numpy().tolist()
+    assert nn.CrossEntropyLoss(reduction=reduction)(logits, y).numpy().tolist() == loss.numpy().tolist()
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -287,7 +287,9 @@ def test_loss_errors_name_the_valid_values():
     with pytest.raises(ValueError, match=r"label_gradients must be 'v1' or 'v2', got 'v3'"):
         nn.soft_cross_entropy(z, np.full((2, 3), 1 / 3), label_gradients="v3")
     with pytest.raises(ValueError, match=r"reduction"):
-        nn.CrossEntropyLoss("average")
+        nn.CrossEntropyLoss(reduction="average")
+    with pytest.raises(TypeError, match=r"weight .*string 'mean'.*reduction= by keyword"):
+        nn.CrossEntropyLoss("mean")  # PyTorch's first positional argument is weight
 
 
 def test_nn_reexports_the_fused_functions():

@@ -25,11 +25,11 @@ import zipfile
 import numpy as np
 
 from .. import _dtypes, _ops
-from .._checks import flag, positive_int
+from .._checks import flag, positive_int, real
 from .._random import as_generator
 from .._tensor import Tensor
 from . import init
-from .losses import _check_reduction, cross_entropy
+from .losses import _check_reduction, _loss_weight, cross_entropy
 
 __all__ = ["Module", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "Dropout",
            "CrossEntropyLoss", "IncompatibleKeys"]
@@ -360,7 +360,7 @@ class Linear(Module):
 
 
 class Sequential(Module):
-    """Modules applied one after another; parameters are named ``layers.<i>.<name>``.
+    """Modules applied one after another; parameters are named ``<i>.<name>``, as in PyTorch.
 
     Examples
     --------
@@ -368,7 +368,7 @@ class Sequential(Module):
     >>> model(np.zeros((5, 64), dtype=np.float32)).shape
     (5, 10)
     >>> [name for name, _ in model.named_parameters()][:2]
-    ['layers.0.weight', 'layers.0.bias']
+    ['0.weight', '0.bias']
     """
 
     def __init__(self, *layers):
@@ -376,6 +376,11 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential takes Modules; argument {i} is {type(layer).__name__}")
         self.layers = list(layers)
+
+    def named_children(self):
+        """``(str(i), layer)`` for each layer: PyTorch's names, so state dicts carry over."""
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
 
     def forward(self, x):
         for layer in self.layers:
@@ -465,20 +470,32 @@ class Dropout(Module):
 
 
 class CrossEntropyLoss(Module):
-    """Module form of :func:`minigrad.nn.cross_entropy` (integer class targets).
+    """Module form of :func:`minigrad.nn.cross_entropy` (integer class targets), with
+    PyTorch's arguments: ``CrossEntropyLoss(weight=None, *, ignore_index=-100,
+    reduction="mean", label_smoothing=0.0)``.
 
     >>> loss_fn = nn.CrossEntropyLoss()
     >>> float(loss_fn(minigrad.tensor([[0.0, 0.0]]), np.array([1])))  # log 2
     0.6931471...
+    >>> nn.CrossEntropyLoss(label_smoothing=0.1, ignore_index=0)
+    CrossEntropyLoss(ignore_index=0, reduction='mean', label_smoothing=0.1)
     """
 
-    def __init__(self, reduction="mean"):
-
+    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        self.weight = _loss_weight(weight, "weight")  # a buffer, as in PyTorch's state_dict
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+            raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__} "
+                            f"{ignore_index!r}")
+        self.ignore_index = int(ignore_index)
         self.reduction = _check_reduction(reduction)
+        self.label_smoothing = real(label_smoothing, "label_smoothing")
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
 
     def forward(self, logits, target):
-
-        return cross_entropy(logits, target, reduction=self.reduction)
+        return cross_entropy(logits, target, self.weight, ignore_index=self.ignore_index,
+                             reduction=self.reduction, label_smoothing=self.label_smoothing)
 
     def extra_repr(self):
-        return f"reduction={self.reduction!r}"
+        return (f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
+                f"label_smoothing={self.label_smoothing}")
