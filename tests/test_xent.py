@@ -347,3 +347,27 @@ def test_v2_label_gradient_is_minus_log_softmax_without_cancellation():
     exact = np.array([[np.log(2), np.log(2)], [1.3132616875182228, 0.31326168751822286]])
     # within an ulp: the kernel's log-sum carries float32's exp error (1.31326169 is a near tie)
     np.testing.assert_allclose(labels.grad.data, exact, rtol=2.0 ** -23, atol=0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_mean_folds_1_over_n_into_the_handed_over_backprop(monkeypatch, dtype,
+                                                                         smoothing):
+    if dtype == "bfloat16" and "bfloat16" not in map(str, _kernels.LOGIT_DTYPES):
+        pytest.skip("ml_dtypes is not installed")
+    seen = _capture_backprops(monkeypatch)
+    x = np.random.default_rng(5).standard_normal((7, 4))
+    labels = np.array([0, 1, 2, 3, 0, 1, 2])
+    logits = mg.tensor(x, dtype=dtype, requires_grad=True)
+    nn.cross_entropy(logits, labels, label_smoothing=smoothing).backward()
+    assert logits.grad.data is seen[-1]
+    q = (1 - smoothing) * np.eye(4)[labels] + smoothing / 4
+    xr = logits.data.astype(np.float64)
+    s = np.exp(xr - xr.max(axis=1, keepdims=True))
+    s /= s.sum(axis=1, keepdims=True)
+    eps = {"float64": 1e-15, "float32": 1e-7, "float16": 1e-3, "bfloat16": 8e-3}[dtype]
+    np.testing.assert_allclose(logits.grad.data.astype(np.float64), (s - q) / 7, atol=eps, rtol=0)
+    # the same through the module and the functional form
+    logits.grad = None
+    nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, labels).backward()
+    assert logits.grad.data is seen[-1]
