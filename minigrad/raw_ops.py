@@ -26,7 +26,7 @@ def SoftmaxCrossEntropyWithLogits(*, features, labels, name=None):
     Parameters
     ----------
     features : Tensor or array_like, shape [batch_size, num_classes]
-        Logits, float16, float32 or float64.
+        Logits, float16, bfloat16 (with ml_dtypes), float32 or float64.
     labels : Tensor or array_like
         Same shape and dtype: a probability distribution per row.
     name : str, optional
@@ -56,7 +56,7 @@ def SparseSoftmaxCrossEntropyWithLogits(*, features, labels, name=None):
     Parameters
     ----------
     features : Tensor or array_like, shape [batch_size, num_classes]
-        Logits, float16, float32 or float64.
+        Logits, float16, bfloat16 (with ml_dtypes), float32 or float64.
     labels : array_like of int32 or int64, shape [batch_size]
         Each in ``[0, num_classes)``; a label out of range is a ``ValueError``.
     name : str, optional

@@ -37,6 +37,7 @@ __all__ = [
 
 _INDICES = (np.dtype(np.int32), np.dtype(np.int64))
 _FLOAT_DTYPES = tuple(_kernels.LOGIT_DTYPES)   # the dtypes the kernels compute
+_FLOAT_NAMES = ", ".join(map(str, _FLOAT_DTYPES[:-1])) + " or " + str(_FLOAT_DTYPES[-1])
 
 
 class XentBackprop(Op):
@@ -168,7 +169,7 @@ def _as_logits(logits, what="logits"):
     else:  # array-likes, and arrays of other dtypes or byte orders: converted (a copy)
         t = Tensor._wrap(_to_array(logits, None, what))
     if t.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{what} must be float16, float32 or float64, got {t.dtype}")
+        raise TypeError(f"{what} must be {_FLOAT_NAMES}, got {t.dtype}")
     if t.ndim == 0:
         raise ValueError(f"{what} must have rank >= 1 (a class axis), got a scalar")
     return t
@@ -262,7 +263,8 @@ def softmax_cross_entropy_with_logits(*, labels, logits, dim=-1, name=None):
         gradient is ``softmax - labels``, which is then not the gradient of a proper
         cross-entropy (TensorFlow warns of the same).
     logits : Tensor or array_like
-        Unscaled log-probabilities, float16, float32 or float64, rank >= 1. Do not pass the
+        Unscaled log-probabilities, float16, bfloat16 (with ml_dtypes), float32 or float64,
+        rank >= 1. Do not pass the
         output of a softmax. Python floats become float32.
     dim : int
         The class axis (default: the last).
@@ -332,7 +334,8 @@ def sparse_softmax_cross_entropy_with_logits(*, labels, logits, name=None):
         out of range is a ``ValueError`` naming its value and position. Labels never receive
         gradients.
     logits : Tensor or array_like
-        Shape ``[d_0, ..., d_{r-1}, num_classes]``, float16, float32 or float64.
+        Shape ``[d_0, ..., d_{r-1}, num_classes]``, float16, bfloat16 (with ml_dtypes),
+        float32 or float64.
     name : str, optional
         Accepted for TensorFlow compatibility; unused.
 
