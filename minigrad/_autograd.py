@@ -12,6 +12,7 @@ too, and gradients of gradients come for free.
 """
 
 import contextlib
+import itertools
 import threading
 import weakref
 
@@ -116,34 +117,10 @@ class Op:
         A numpy array (or numpy scalar) among the inputs is taken as a constant.
         """
         for x in inputs:
-            if not isinstance(x, Tensor):
-                inputs = _constants(cls, inputs)
-                break
-        for x in inputs:  # the low-precision rule, tested first since it changes the inputs
-            if x.data.dtype in LOW or type(x) is _WeakScalar:
-                low = _low_precision_result(inputs)
-                if low is not None:
-                    if cls.opmath:
-                        return _apply_in_float32(cls, inputs, params, low)
-                    inputs = [_round_weak(x, low) for x in inputs]
-                break
-        op = cls(**params)
-        try:
-            data = op.forward(*[x.data for x in inputs])
-        except (TypeError, ValueError) as e:  # numpy's own errors: say which op and operands
-            raise _forward_error(cls, inputs, e) from e
-        out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))
-        if _state.enabled and out.data.dtype in FLOAT_SET:
-            # (requires_grad is only ever set on float tensors, and only they are watched)
-            tapes = _state.tapes
-            needs = tuple([x._requires_grad or bool(tapes) and _watched(x) for x in inputs])
-            if True in needs:
-                op.inputs, op.needs = inputs, needs
-                out._node = op
-                out._requires_grad = True
-                for tape in tapes:
-                    tape._record(op, out)
-        return out
+            # numpy constants, weak Python scalars and float16/bfloat16 data: the rare cases
+            if type(x) is not Tensor or x.data.dtype in LOW:
+                return _apply_special(cls, inputs, params)
+        return _run(cls, inputs, params)
 
     def __init__(self):
         pass
@@ -167,25 +144,69 @@ class Op:
                 raise TypeError(f"{self.name}.vjp returned a {type(gx).__name__} for input "
                                 f"{len(result)}; a cotangent must be a minigrad Tensor (write "
                                 f"the vjp with minigrad ops) or None")
-            if gx.shape != x.shape:
+            if gx.data.shape != x.data.shape:
                 try:
                     gx = gx.sum_to(x.shape)
                 except ValueError:
                     raise ValueError(f"{self.name}.vjp returned a cotangent of shape {gx.shape} "
                                      f"for input {len(result)} of shape {x.shape}; it must have "
                                      f"the input's shape (or broadcast to it)") from None
-            if gx.dtype != x.dtype:
-                gx = gx.astype(x.dtype)
+            if gx.data.dtype != x.data.dtype:
+                gx = gx.astype(x.data.dtype)
             result.append(gx)
         return result
 
     def release(self):
         """Free the inputs and saved values; a later walk through this node is an error."""
+        seq = self.__dict__.get("seq", -1)
         self.__dict__.clear()
-        self.released = True
+        self.released, self.seq = True, seq
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+def _run(cls, inputs, params):
+    """The op's forward on plain tensors, recorded when an input wants a gradient."""
+    op = cls(**params)
+    try:
+        data = op.forward(*[x.data for x in inputs])
+    except (TypeError, ValueError) as e:  # numpy's own errors: say which op and operands
+        raise _forward_error(cls, inputs, e) from e
+    if type(data) is not np.ndarray:
+        data = np.asarray(data)
+    out = Tensor._wrap(data)
+    if _state.enabled and data.dtype in FLOAT_SET:
+        # (requires_grad is only ever set on float tensors, and only they are watched)
+        tapes = _state.tapes
+        if tapes:
+            needs = tuple([x._requires_grad or _watched(x) for x in inputs])
+        else:
+            needs = tuple([x._requires_grad for x in inputs])
+        if True in needs:
+            op.inputs, op.needs, op.seq = inputs, needs, next(_sequence)
+            out._node = op
+            out._requires_grad = True
+            for tape in tapes:
+                tape._record(op, out)
+    return out
+
+
+def _apply_special(cls, inputs, params):
+    """``apply`` for inputs that are numpy constants, weak Python scalars or float16/bfloat16
+    data: the constants wrapped, then the low-precision rule."""
+    for x in inputs:
+        if not isinstance(x, Tensor):
+            inputs = _constants(cls, inputs)
+            break
+    low = _low_precision_result(inputs)
+    if low is not None:
+        if cls.opmath:
+            return _apply_in_float32(cls, inputs, params, low)
+        inputs = [_round_weak(x, low) for x in inputs]
+    elif any(type(x) is _WeakScalar for x in inputs):  # (not next to low-precision data)
+        inputs = [Tensor._wrap(x.data) if type(x) is _WeakScalar else x for x in inputs]
+    return _run(cls, tuple(inputs), params)
 
 
 def _constants(cls, inputs):
@@ -248,64 +269,70 @@ def _round_weak(x, low):
     return Tensor._wrap(x.data.astype(low)) if type(x) is _WeakScalar else x
 
 
+# Recorded nodes are numbered in the order they were recorded. A node's inputs were all made
+# before it, so the reachable tensors sorted by their node's number (leaves first) are in
+# topological order: one traversal and one sort, no recursion however deep the graph.
+_sequence = itertools.count()
+
+
+def _seq(t):
+    return -1 if t._node is None else t._node.seq
+
+
 def _toposort(outputs, allow_released=False):
     """Tensors reachable from ``outputs`` through recorded nodes, inputs before outputs.
 
-    Iterative depth-first search, so deep graphs (long training loops, RNNs) do not hit
-    Python's recursion limit. A freed node is an error, unless ``allow_released`` (for
-    printing), where it ends the walk.
+    A freed node is an error, unless ``allow_released`` (for printing), where it ends the walk.
     """
-    order, seen = [], set()
-    for root in outputs:
-        stack = [(root, False)]
-        while stack:
-            t, finished = stack.pop()
-            if finished:
-                order.append(t)
+    seen = {}
+    stack = list(outputs)
+    while stack:
+        t = stack.pop()
+        key = id(t)
+        if key in seen:
+            continue
+        seen[key] = t
+        node = t._node
+        if node is None:
+            continue
+        if node.released:
+            if allow_released:
                 continue
-            if id(t) in seen:
-                continue
-            seen.add(id(t))
-            stack.append((t, True))
-            node = t._node
-            if node is None:
-                continue
-            if node.released:
-                if allow_released:
-                    continue
-                raise RuntimeError(
-                    f"trying to backward through the graph a second time: the graph behind "
-                    f"{node.name} was freed by an earlier backward. Pass retain_graph=True to "
-                    f"the first backward/grad call if you need to walk the graph again."
-                )
-            for x, need in zip(node.inputs, node.needs):
-                if need and id(x) not in seen:
-                    stack.append((x, False))
-    return order
+            raise RuntimeError(
+                f"trying to backward through the graph a second time: the graph behind "
+                f"{node.name} was freed by an earlier backward. Pass retain_graph=True to "
+                f"the first backward/grad call if you need to walk the graph again."
+            )
+        for x, need in zip(node.inputs, node.needs):
+            if need:
+                stack.append(x)
+    return sorted(seen.values(), key=_seq)
 
 
-def _backprop(outputs, cotangents, is_wanted, *, create_graph, retain_graph):
+def _backprop(outputs, cotangents, wanted, *, create_graph, retain_graph):
     """The gradient walk shared by every door.
 
-    Returns ``{id(t): cotangent}`` for every reached tensor ``t`` with ``is_wanted(t)``.
-    Nodes that cannot reach a wanted tensor are skipped.
+    ``wanted`` is a set of tensor ids, or None for every leaf that requires grad (the doors
+    ``grad`` and ``backward``). Returns ``{id(t): (t, cotangent)}`` for every reached wanted
+    tensor ``t``. Nodes that cannot reach a wanted tensor are skipped.
     """
     order = _toposort(outputs)
     # A tensor is relevant when a wanted tensor lies at or behind it; ``order`` lists
     # inputs first, so one forward sweep decides it.
-    wanted, relevant = set(), set()
+    relevant = set()
     for t in order:
-        key = id(t)
-        if is_wanted(t):
-            wanted.add(key)
-            relevant.add(key)
-            continue
         node = t._node
-        if node is not None:
-            for x, need in zip(node.inputs, node.needs):
-                if need and id(x) in relevant:
-                    relevant.add(key)
-                    break
+        if node is None:
+            if (t._requires_grad if wanted is None else id(t) in wanted):
+                relevant.add(id(t))
+            continue
+        if wanted is not None and id(t) in wanted:
+            relevant.add(id(t))
+            continue
+        for x, need in zip(node.inputs, node.needs):
+            if need and id(x) in relevant:
+                relevant.add(id(t))
+                break
 
     grads, found = {}, {}
     for t, g in zip(outputs, cotangents):
@@ -322,11 +349,11 @@ def _backprop(outputs, cotangents, is_wanted, *, create_graph, retain_graph):
             g = grads.pop(key, None)
             if g is None or key not in relevant:
                 continue
-            if key in wanted:
-                found[key] = g
             node = t._node
-            if node is None:
-                continue
+            if node is None or wanted is not None and key in wanted:
+                found[key] = (t, g)
+                if node is None:
+                    continue
             for x, gx in zip(node.inputs, node.backward(g, t)):
                 if gx is not None:
                     key = id(x)
@@ -338,8 +365,9 @@ def _backprop(outputs, cotangents, is_wanted, *, create_graph, retain_graph):
         _state.enabled, _state.frees_graph = saved
         if not retain_graph:
             for t in order:
-                if t._node is not None:
-                    t._node.release()
+                node = t._node
+                if node is not None and not node.released:
+                    node.release()
     return found
 
 
@@ -441,11 +469,11 @@ def grad(outputs, inputs, grad_outputs=None, *, retain_graph=None, create_graph=
     if retain_graph is None:
         retain_graph = create_graph
     wanted = {id(x) for x in inputs}
-    found = _backprop(outputs, cotangents, lambda t: id(t) in wanted,
+    found = _backprop(outputs, cotangents, wanted,
                       create_graph=create_graph, retain_graph=retain_graph)
     result = []
     for i, x in enumerate(inputs):
-        g = found.get(id(x))
+        g = found.get(id(x), (None, None))[1]
         if g is None and not allow_unused:
             raise RuntimeError(
                 f"inputs[{i}] (shape {x.shape}) was not used to compute the outputs; pass "
@@ -467,19 +495,10 @@ def backward(tensor, gradient=None, *, retain_graph=None, create_graph=False):
         )
     if retain_graph is None:
         retain_graph = create_graph
-    leaves = {}
-
-    def is_leaf_to_fill(t):
-        if t._node is None and t._requires_grad:
-            leaves[id(t)] = t
-            return True
-        return False
-
-    found = _backprop([tensor], cotangents, is_leaf_to_fill,
+    found = _backprop([tensor], cotangents, None,
                       create_graph=create_graph, retain_graph=retain_graph)
     owned = set()
-    for key, g in found.items():
-        leaf = leaves[key]
+    for leaf, g in found.values():
         if not create_graph:
             # A cotangent may be a read-only broadcast view, or one array handed to two
             # leaves (x + y): give each .grad a writable array of its own.
@@ -619,10 +638,10 @@ class GradientTape:
             # Record the backward pass when some tape is recording (nested tapes).
             recording = _state.enabled and any(tape._recording for tape in _state.tapes)
             found = _backprop([t for t, _ in connected], [g for _, g in connected],
-                              lambda t: id(t) in wanted, create_graph=recording, retain_graph=True)
+                              wanted, create_graph=recording, retain_graph=True)
         result = []
         for s in srcs:
-            g = found.get(id(s))
+            g = found.get(id(s), (None, None))[1]
             if g is None and unconnected_gradients == "zero":
                 g = Tensor._wrap(np.zeros(s.shape, dtype=s.dtype))
             result.append(g)

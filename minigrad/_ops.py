@@ -210,7 +210,7 @@ class Tanh(Op):
         return np.tanh(x)
 
     def vjp(self, g, out):  # d tanh x = sech^2 x dx
-        return (g * TanhGrad.apply(self.inputs[0]),)
+        return (TanhBackward.apply(g, self.inputs[0]),)
 
 
 def _wide(dtype):
@@ -220,18 +220,23 @@ def _wide(dtype):
     return np.float64 if dtype == np.float32 else dtype
 
 
-class TanhGrad(Op):
-    """sech^2 x, the derivative of tanh, from the input: ``1 - tanh(x)^2`` cancels where
-    tanh(x) is near +-1 (14x too large at x = 9.98 in float32, 0 from x = 9.01 on)."""
+class TanhBackward(Op):
+    """``g * sech^2 x``, tanh's VJP in one op, with the derivative from the input: ``1 -
+    tanh(x)^2`` cancels where tanh(x) is near +-1 (14x too large at x = 9.98 in float32, 0
+    from x = 9.01 on)."""
 
-    def forward(self, x):
+    def forward(self, g, x):
         c = np.empty(x.shape, _wide(x.dtype))
         np.cosh(x, out=c, dtype=c.dtype)  # overflows only where sech^2 underflows anyway
         np.multiply(c, c, out=c)
-        return np.divide(1, c, out=c).astype(x.dtype, copy=False)
+        return np.divide(g, c, out=c).astype(np.result_type(g, x), copy=False)
 
-    def vjp(self, g, out):  # d sech^2 x = -2 sech^2 x tanh x dx
-        return (g * -2 * out * tanh(self.inputs[0]),)
+    def vjp(self, h, out):
+        # d(g sech^2 x) = sech^2 x dg - 2 g sech^2 x tanh x dx
+        g, x = self.inputs
+        gg = TanhBackward.apply(h, x) if self.needs[0] else None
+        gx = TanhBackward.apply(h * g, x) * (-2 * tanh(x)) if self.needs[1] else None
+        return gg, gx
 
 
 class Sigmoid(Op):
@@ -241,23 +246,29 @@ class Sigmoid(Op):
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
     def vjp(self, g, out):  # d s(x) = s(x) s(-x) dx
-        return (g * SigmoidGrad.apply(self.inputs[0]),)
+        return (SigmoidBackward.apply(g, self.inputs[0]),)
 
 
-class SigmoidGrad(Op):
-    """s(x) s(-x) = e / (1 + e)^2 with e = exp(-|x|), the derivative of the sigmoid, from the
-    input: ``out * (1 - out)`` is 0 in float32 from x = 17 on, where it is 4e-8."""
+class SigmoidBackward(Op):
+    """``g * s(x) s(-x)``, the sigmoid's VJP in one op, with ``s(x) s(-x) = e / (1 + e)^2``,
+    ``e = exp(-|x|)``, from the input: ``out * (1 - out)`` is 0 in float32 from x = 17 on,
+    where it is 4e-8."""
 
-    def forward(self, x):
+    def forward(self, g, x):
         e = np.empty(x.shape, _wide(x.dtype))
         np.abs(x, out=e, dtype=e.dtype)
         np.exp(np.negative(e, out=e), out=e)
         d = np.add(1, e, out=np.empty_like(e))
         np.multiply(d, d, out=d)
-        return np.divide(e, d, out=e).astype(x.dtype, copy=False)
+        np.divide(e, d, out=e)
+        return np.multiply(g, e, out=e).astype(np.result_type(g, x), copy=False)
 
-    def vjp(self, g, out):  # d [s(x) s(-x)] = s(x) s(-x) (s(-x) - s(x)) dx = -out tanh(x/2) dx
-        return (g * -out * tanh(self.inputs[0] * 0.5),)
+    def vjp(self, h, out):
+        # d(g s(x) s(-x)) = s(x) s(-x) dg + g s(x) s(-x) (s(-x) - s(x)) dx, s(-x) - s(x) = -tanh(x/2)
+        g, x = self.inputs
+        gg = SigmoidBackward.apply(h, x) if self.needs[0] else None
+        gx = SigmoidBackward.apply(h * g, x) * -tanh(x * 0.5) if self.needs[1] else None
+        return gg, gx
 
 
 class Relu(Op):
