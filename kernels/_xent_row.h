@@ -8,8 +8,16 @@
  *
  * Per row, with m = max_j x_j and e_j = exp(x_j - m):
  *     loss     = sum_j y_j * (log(sum_k e_k) - (x_j - m))     (TensorFlow's form)
- *     backprop = e_j / sum_k e_k - y_j
+ *     backprop = scale * (e_j / sum_k e_k - y_j)
  * The log of a probability is never formed. Sums are accumulated in double.
+ *
+ * The scale (a reduction folded into the backprop, 1/N for a mean) costs no pass
+ * of its own: e_j / sum_k e_k is formed as e_j * inv with inv = scale / sum_k e_k
+ * rounded once to the row's type, and the label term as y_j * sc with sc = scale
+ * rounded to it. With scale = 1, inv and sc are those of the unscaled kernel, so
+ * the results are the same bits; a power of two scales both exactly, so its
+ * results are exactly scale times the unscaled ones (barring under/overflow).
+ * The loss and the stats do not depend on the scale.
  *
  * IEEE semantics (no -ffast-math anywhere): a NaN anywhere in the row makes
  * sum_k e_k NaN, hence the whole row NaN; +inf gives m = inf and inf - inf = NaN;
@@ -225,9 +233,10 @@ static inline uint16_t xent_float_to_bf16(float f)
 }
 
 /* ---- the row kernels ------------------------------------------------------
- * x, y: IN, one row of logits / labels; bp: OUT, the row of backprop (it first
- * holds e_j, then is rescaled in place, so no scratch row is needed); stats: OUT,
- * the row's max and log-sum (xent_put_stats). Returns the row's loss.
+ * x, y: IN, one row of logits / labels; bp: OUT, the row of backprop, times
+ * scale (it first holds e_j, then is rescaled in place, so no scratch row is
+ * needed); stats: OUT, the row's max and log-sum (xent_put_stats). Returns the
+ * row's loss.
  *
  * Each pass runs over the whole 64-byte blocks of the row, then over the tail
  * copied into a 64-byte block padded with logit -inf and label 0, which are
@@ -273,9 +282,10 @@ static inline double xent_exp_sum_##SUF(const T *restrict x, T m, T *restrict e,
     return sum;                                                                 \
 }                                                                               \
                                                                                 \
-/* bp_j = e_j * inv - y_j in place; adds sum_j y_j and sum_j y_j (x_j - m) */   \
+/* bp_j = e_j * inv - y_j * sc in place (inv = scale / sum, sc = scale, both  \
+ * rounded to T); adds sum_j y_j and sum_j y_j (x_j - m) */                     \
 static inline void xent_dense_finish_##SUF(const T *restrict x, const T *restrict y, \
-    T *restrict bp, T inv, T m, ptrdiff_t n, double *ysum_io, double *ydot_io)  \
+    T *restrict bp, T inv, T sc, T m, ptrdiff_t n, double *ysum_io, double *ydot_io) \
 {                                                                               \
     double ysum = 0.0, ydot = 0.0;                                              \
     /* 0 * (-inf) would be NaN: a zero label contributes its limit, 0. The      \
@@ -283,7 +293,7 @@ static inline void xent_dense_finish_##SUF(const T *restrict x, const T *restric
      * (3e38 - -3e38) where the loss is finite (the short rows do the same) */  \
     XENT_SIMD_SUM2(ysum, ydot)                                                  \
     for (ptrdiff_t j = 0; j < n; j++) {                                         \
-        bp[j] = bp[j] * inv - y[j];                                             \
+        bp[j] = bp[j] * inv - y[j] * sc;                                        \
         ysum += (double)y[j];                                                   \
         ydot += y[j] != 0 ? (double)y[j] * ((double)x[j] - (double)m) : 0.0;    \
     }                                                                           \
@@ -298,11 +308,12 @@ static inline void xent_scale_##SUF(T *restrict bp, T inv, ptrdiff_t n)         
 }                                                                               \
                                                                                 \
 XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             \
-    const T *restrict y, T *restrict bp, ptrdiff_t n, double *restrict stats)   \
+    const T *restrict y, T *restrict bp, ptrdiff_t n, double scale,             \
+    double *restrict stats)                                                     \
 {                                                                               \
     enum { W = 64 / sizeof(T) };                                                \
     const ptrdiff_t body = n - n % W, tail = n - body;                          \
-    T xt[W], yt[W], et[W], m, inv;                                              \
+    T xt[W], yt[W], et[W], m, inv, sc = (T)scale;                               \
     double sum, lsum, ysum = 0.0, ydot = 0.0;                                   \
     for (ptrdiff_t j = 0; j < W; j++) {                                         \
         xt[j] = j < tail ? x[body + j] : -INFINITY;                             \
@@ -313,9 +324,9 @@ XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             
     XENT_PREFETCH_ROW(T, y + n, n);                                             \
     sum = xent_exp_sum_##SUF(x, m, bp, body) + xent_exp_sum_##SUF(xt, m, et, W); \
     sum = XENT_VALID_SUM(sum);                                                  \
-    inv = (T)(1.0 / sum);                                                       \
-    xent_dense_finish_##SUF(x, y, bp, inv, m, body, &ysum, &ydot);              \
-    xent_dense_finish_##SUF(xt, yt, et, inv, m, W, &ysum, &ydot);               \
+    inv = (T)(scale / sum);                                                     \
+    xent_dense_finish_##SUF(x, y, bp, inv, sc, m, body, &ysum, &ydot);          \
+    xent_dense_finish_##SUF(xt, yt, et, inv, sc, m, W, &ysum, &ydot);           \
     for (ptrdiff_t j = 0; j < tail; j++) bp[body + j] = et[j];                  \
     lsum = log(sum);                                                            \
     xent_put_stats(stats, (double)m, lsum);                                     \
@@ -324,7 +335,8 @@ XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             
 }                                                                               \
                                                                                 \
 XENT_CLONES static double xent_sparse_row_##SUF(const T *restrict x,            \
-    ptrdiff_t label, T *restrict bp, ptrdiff_t n, double *restrict stats)       \
+    ptrdiff_t label, T *restrict bp, ptrdiff_t n, double scale,                 \
+    double *restrict stats)                                                     \
 {                                                                               \
     enum { W = 64 / sizeof(T) };                                                \
     const ptrdiff_t body = n - n % W, tail = n - body;                          \
@@ -335,11 +347,11 @@ XENT_CLONES static double xent_sparse_row_##SUF(const T *restrict x,            
     XENT_PREFETCH_ROW(T, x + n, n);                                             \
     sum = xent_exp_sum_##SUF(x, m, bp, body) + xent_exp_sum_##SUF(xt, m, et, W); \
     sum = XENT_VALID_SUM(sum);                                                  \
-    inv = (T)(1.0 / sum);                                                       \
+    inv = (T)(scale / sum);                                                     \
     xent_scale_##SUF(bp, inv, body);                                            \
     xent_scale_##SUF(et, inv, W);                                               \
     for (ptrdiff_t j = 0; j < tail; j++) bp[body + j] = et[j];                  \
-    bp[label] -= (T)1;                                                          \
+    bp[label] -= (T)scale;                                                      \
     lsum = log(sum);                                                            \
     xent_put_stats(stats, (double)m, lsum);                                     \
     return lsum - ((double)x[label] - (double)m);                               \
@@ -369,9 +381,9 @@ XENT_DEFINE_ROWS(double, f64, xent_exp)
  *
  * Dense and sparse rows share everything but how the label block is formed:
  * the labels row itself, or a one-hot block for a class index. That hook also
- * gives the row's loss as scale * log(sum) - shift: dense, scale = sum_j y_j
+ * gives the row's loss as ysum * log(sum) - shift: dense, ysum = sum_j y_j
  * and shift = sum_j y_j (x_j - m), both in double (a zero label contributes 0,
- * also at a -inf logit); sparse, scale = 1 and shift = x_label - m, so the loss
+ * also at a -inf logit); sparse, ysum = 1 and shift = x_label - m, so the loss
  * is log(sum) - shift exactly. The arithmetic per row is otherwise that of
  * xent_*_row_* (the sums' order aside). A sparse label outside [0, n) leaves
  * its row alone (loss NaN) and is counted in the return value. */
@@ -424,11 +436,13 @@ static inline T xent_short_max_##SUF(const T *restrict t)                       
     return m;                                                                   \
 }                                                                               \
                                                                                 \
-/* IN t = logits block, OUT t = backprop (softmax - y); returns sum_k e_k */    \
-static inline double xent_short_backprop_##SUF(T *restrict t, const T *restrict y, T m) \
+/* IN t = logits block, OUT t = backprop, scale * (softmax - y), formed as in     \
+ * xent_dense_finish_*; returns sum_k e_k */                                    \
+static inline double xent_short_backprop_##SUF(T *restrict t, const T *restrict y, T m, \
+                                               double scale)                    \
 {                                                                               \
     double s[XENT_SHORT_ROW];                                                   \
-    T inv;                                                                      \
+    T inv, sc = (T)scale;                                                       \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) {                            \
         t[j] = EXP(t[j] - m);                                                   \
@@ -436,16 +450,16 @@ static inline double xent_short_backprop_##SUF(T *restrict t, const T *restrict 
     }                                                                           \
     xent_short_sum(s);                                                          \
     s[0] = XENT_VALID_SUM(s[0]);                                                \
-    inv = (T)(1.0 / s[0]);                                                      \
+    inv = (T)(scale / s[0]);                                                    \
     XENT_SIMD                                                                   \
-    for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) t[j] = t[j] * inv - y[j];    \
+    for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) t[j] = t[j] * inv - y[j] * sc; \
     return s[0];                                                                \
 }                                                                               \
                                                                                 \
 /* label hook, dense: OUT y = the labels row; always a valid row */            \
 static inline int xent_dense_short_labels_##SUF(const T *restrict labels,       \
     ptrdiff_t i, ptrdiff_t n, int whole, const T *restrict t, T m,              \
-    T *restrict y, double *scale, double *shift)                                \
+    T *restrict y, double *ysum, double *shift)                                 \
 {                                                                               \
     double ys[XENT_SHORT_ROW], yd[XENT_SHORT_ROW];                              \
     xent_short_load_##SUF(y, labels + i * n, n, whole, (T)0);                   \
@@ -455,7 +469,7 @@ static inline int xent_dense_short_labels_##SUF(const T *restrict labels,       
         /* 0 * (-inf) would be NaN: a zero label contributes its limit, 0 */    \
         yd[j] = y[j] != 0 ? (double)y[j] * ((double)t[j] - (double)m) : 0.0;    \
     }                                                                           \
-    *scale = xent_short_sum(ys);                                                \
+    *ysum = xent_short_sum(ys);                                                 \
     *shift = xent_short_sum(yd);                                                \
     return 1;                                                                   \
 }
@@ -464,14 +478,14 @@ static inline int xent_dense_short_labels_##SUF(const T *restrict labels,       
 #define XENT_DEFINE_SPARSE_SHORT_LABELS(T, SUF, I, ISUF)                        \
 static inline int xent_sparse_short_labels_##SUF##_##ISUF(const I *restrict labels, \
     ptrdiff_t i, ptrdiff_t n, int whole, const T *restrict t, T m,              \
-    T *restrict y, double *scale, double *shift)                                \
+    T *restrict y, double *ysum, double *shift)                                 \
 {                                                                               \
     const ptrdiff_t label = (ptrdiff_t)labels[i];                               \
     (void)whole;                                                                \
     if (label < 0 || label >= n) return 0;                                      \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) y[j] = j == label ? (T)1 : (T)0; \
-    *scale = 1.0;                                                               \
+    *ysum = 1.0;                                                                \
     *shift = (double)t[label] - (double)m;                                      \
     return 1;                                                                   \
 }
@@ -481,14 +495,15 @@ static inline int xent_sparse_short_labels_##SUF##_##ISUF(const I *restrict labe
 #define XENT_DEFINE_SHORT_ROWS(KIND, T, SUF, LABEL_T, LSUF)                     \
 XENT_CLONES static ptrdiff_t xent_##KIND##_short_rows_##SUF##LSUF(              \
     const T *restrict x, const LABEL_T *restrict labels, T *restrict loss,      \
-    T *restrict bp, double *restrict stats, ptrdiff_t rows, ptrdiff_t n)        \
+    T *restrict bp, double scale, double *restrict stats, ptrdiff_t rows,       \
+    ptrdiff_t n)                                                                \
 {                                                                               \
     enum { W = XENT_SHORT_ROW, G = XENT_SHORT_GROUP };                          \
     ptrdiff_t bad = 0;                                                          \
     for (ptrdiff_t i0 = 0; i0 < rows; i0 += G) {                                \
-        /* per row of the group: loss = scale * log(sum) - shift; logs once per group */ \
-        double sums[G], scales[G], shifts[G], logs[G], maxes[G];                \
-        for (ptrdiff_t g = 0; g < G; g++) { sums[g] = 1.0; scales[g] = 1.0; shifts[g] = 0.0; } \
+        /* per row of the group: loss = ysum * log(sum) - shift; logs once per group */ \
+        double sums[G], ysums[G], shifts[G], logs[G], maxes[G];                 \
+        for (ptrdiff_t g = 0; g < G; g++) { sums[g] = 1.0; ysums[g] = 1.0; shifts[g] = 0.0; } \
         for (ptrdiff_t g = 0; g < G && i0 + g < rows; g++) {                    \
             const ptrdiff_t i = i0 + g;                                         \
             const int whole = i * n + W <= rows * n;                            \
@@ -497,12 +512,12 @@ XENT_CLONES static ptrdiff_t xent_##KIND##_short_rows_##SUF##LSUF(              
             m = xent_short_max_##SUF(t);                                        \
             maxes[g] = (double)m;                                               \
             if (!xent_##KIND##_short_labels_##SUF##LSUF(labels, i, n, whole, t, m, y, \
-                                                        &scales[g], &shifts[g])) { \
+                                                        &ysums[g], &shifts[g])) { \
                 sums[g] = NAN;          /* loss and stats NaN */                \
                 bad++;                                                          \
                 continue;                                                       \
             }                                                                   \
-            sums[g] = xent_short_backprop_##SUF(t, y, m);                       \
+            sums[g] = xent_short_backprop_##SUF(t, y, m, scale);                \
             xent_short_store_##SUF(bp + i * n, t, n, whole);                    \
         }                                                                       \
         XENT_SIMD                                                               \
@@ -510,7 +525,7 @@ XENT_CLONES static ptrdiff_t xent_##KIND##_short_rows_##SUF##LSUF(              
         /* a plain trip count, so that this loop vectorizes too */              \
         XENT_SIMD                                                               \
         for (ptrdiff_t g = 0; g < (rows - i0 < G ? rows - i0 : G); g++) {       \
-            loss[i0 + g] = (T)(scales[g] * logs[g] - shifts[g]);                \
+            loss[i0 + g] = (T)(ysums[g] * logs[g] - shifts[g]);                 \
             xent_put_stats(stats + 2 * (i0 + g), maxes[g], logs[g]);            \
         }                                                                       \
     }                                                                           \

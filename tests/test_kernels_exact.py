@@ -31,14 +31,16 @@ SUFFIX = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f6
 F64_EPS = np.finfo(np.float64).eps
 
 
-def run(kind, logits, labels, threads=1):
-    """The raw kernel for ``logits``' dtype on C-contiguous arrays: (loss, backprop, stats)."""
+def run(kind, logits, labels, threads=1, **scale):
+    """The raw kernel for ``logits``' dtype on C-contiguous arrays: (loss, backprop, stats);
+    ``scale=`` passed on if given."""
     dtype = logits.dtype
     bits = np.uint16 if dtype.itemsize == 2 else dtype
     name = f"{kind}_{SUFFIX[dtype.name]}" + ("_i64" if kind == "sparse" else "")
     loss, backprop, stats = np.empty(len(logits), dtype), np.empty(logits.shape, dtype), np.empty((len(logits), 2))
     labels = labels.view(bits) if kind == "dense" else labels.astype(np.int64)
-    bad = getattr(_xent, name)(logits.view(bits), labels, loss.view(bits), backprop.view(bits), stats, threads)
+    bad = getattr(_xent, name)(logits.view(bits), labels, loss.view(bits), backprop.view(bits), stats, threads,
+                               **scale)
     assert bad in (None, -1)
     return loss, backprop, stats
 
@@ -241,6 +243,88 @@ def test_sparse_equals_dense_one_hot(dtype):
         off_label = one_hot == 0
         np.testing.assert_array_equal(sparse[1][off_label], dense[1][off_label])
         assert_within(sparse[1], dense[1], 0.0, "label column")
+
+
+# ---- the backprop's scale (a reduction folded into the kernel) ------------------------------
+
+def same_bits(a, b):
+    return np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", EVERY)
+def test_scale_one_is_the_unscaled_kernel_and_powers_of_two_are_exact(dtype):
+    """inv = scale / sum and sc = scale are rounded once to the row's type: scale = 1 gives
+    the unscaled bits, and a power of two scales every backprop exactly where it is a normal
+    number before and after (a subnormal one has fewer bits on one side). Loss and stats do
+    not depend on the scale."""
+    dtype = np.dtype(_dtypes.as_dtype(dtype))
+    compute = np.float64 if dtype == np.float64 else np.float32
+    for kind in ("dense", "sparse"):
+        for classes in (1, 3, 16, 17, 300):
+            x, labels = problem(kind, dtype, classes, batch_for(classes), seed=classes + 5)
+            for threads in (1, 2):
+                plain = run(kind, x, labels, threads)
+                one = run(kind, x, labels, threads, scale=1.0)
+                assert all(same_bits(a, b) for a, b in zip(plain, one))
+                for k in (-12, -1, 3):
+                    loss, backprop, stats = run(kind, x, labels, threads, scale=2.0 ** k)
+                    assert same_bits(loss, plain[0]) and same_bits(stats, plain[2])
+                    if dtype.itemsize == 2:
+                        continue   # rounded from float32: checked against the float32 kernel below
+                    want = plain[1].astype(compute) * compute(2.0 ** k)
+                    tiny = np.finfo(compute).tiny       # subnormal before or after: not exact
+                    normal = (np.abs(want) >= tiny) & (np.abs(plain[1]) >= tiny)
+                    np.testing.assert_array_equal(np.isnan(backprop), np.isnan(want))
+                    assert same_bits(backprop[normal], want[normal].astype(dtype))
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("classes", [1, 2, 10, 16, 17, 100, 1000])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scaled_backprop_within_the_error_model(dtype, classes, kind):
+    """scale * (softmax - y) against the float64 reference times scale: the unscaled bound
+    times |scale|, plus the rounding of y_j * sc (sc = scale rounded to the row's type, then
+    the product rounded: at most eps |scale y_j|), plus |scale| times the smallest subnormal
+    for an e_j that fell in the subnormals (its absolute error, up to half of that, is
+    within the unscaled result's own last-place slack, but a scale above 1 magnifies it)."""
+    x, labels = problem(kind, dtype, classes, batch_for(classes), seed=classes + 6)
+    _, want_backprop = reference(kind, x.astype(np.float64), labels if kind == "sparse" else labels.astype(np.float64))
+    y = dense_labels(kind, labels, classes)
+    _, backprop_bound, _ = error_bounds(x, y, dtype)
+    eps, subnormal = np.finfo(dtype).eps, np.finfo(dtype).smallest_subnormal
+    for scale in (1 / 3, -1 / 4096, 1e-7, 7.0):
+        for threads in (1, 2):
+            loss, backprop, stats = run(kind, x, labels, threads, scale=scale)
+            with np.errstate(invalid="ignore", over="ignore"):
+                want = (want_backprop * scale).astype(dtype)
+            bound = abs(scale) * (backprop_bound + eps * np.abs(y) + subnormal)
+            assert_within(backprop, want, bound, f"backprop * {scale}")
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("dtype", LOW)
+def test_low_precision_scaled_is_the_float32_kernel_rounded_once(dtype, kind):
+    dtype = np.dtype(_dtypes.as_dtype(dtype))
+    for classes in (3, 17, 300):
+        x, labels = problem(kind, dtype, classes, max(2, 6000 // classes), seed=classes + 7)
+        wide_labels = labels.astype(np.float32) if kind == "dense" else labels
+        for scale in (1 / 3, 1 / 4096):
+            loss32, backprop32, stats32 = run(kind, x.astype(np.float32), wide_labels, scale=scale)
+            loss, backprop, stats = run(kind, x, labels, scale=scale)
+            assert_same_bits(loss, rounded(loss32, dtype), "loss")
+            assert_same_bits(backprop, rounded(backprop32, dtype), "backprop")
+            np.testing.assert_array_equal(stats, stats32)
+
+
+def test_kernels_layer_passes_the_scale():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((40, 30)).astype(np.float32)
+    labels = rng.integers(0, 30, 40)
+    y = np.eye(30, dtype=np.float32)[labels]
+    for scale in (1.0, 0.025):
+        for got, want in ((_kernels.sparse_loss_backprop(x, labels, scale=scale), run("sparse", x, labels, scale=scale)),
+                          (_kernels.dense_loss_backprop(x, y, scale=scale), run("dense", x, y, scale=scale))):
+            assert all(same_bits(a, b) for a, b in zip(got, want))
 
 
 # ---- float16 and bfloat16: the float32 kernel on the widened logits, rounded once -----------
