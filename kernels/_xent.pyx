@@ -69,9 +69,9 @@ cdef extern from "_xent_row.h" nogil:
     void xent_narrow_f16(const float *src, uint16_t *dst, Py_ssize_t n)
     void xent_widen_bf16(const uint16_t *src, float *dst, Py_ssize_t n)
     void xent_narrow_bf16(const float *src, uint16_t *dst, Py_ssize_t n)
-    float xent_expf(float x)
-    double xent_exp(double x)
-    double xent_log(double x)
+    void xent_exp_block_f32(const float *x, float *out, Py_ssize_t n)
+    void xent_exp_block_f64(const double *x, double *out, Py_ssize_t n)
+    void xent_log_block(const double *x, double *out, Py_ssize_t n)
     int XENT_HAVE_CLONES
     int XENT_SHORT_ROW
 
@@ -571,25 +571,33 @@ def float_to_bf16(const float[::1] values, uint16_t[::1] out):
     _narrow_shim(values, out, True)
 
 
+# exp and log through the clone the kernels run in (see _xent_row.h)
+
+cdef int _check_out(Py_ssize_t n, Py_ssize_t size) except -1:
+    if size < n:
+        raise ValueError(f"out must hold {n} values, got {size}")
+    return 0
+
+
 def exp_f32(const float[::1] x, float[::1] out):
     """OUT = the kernels' float32 exp, valid for x <= 0, -inf and NaN."""
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(x.shape[0]):
-            out[i] = xent_expf(x[i])
+    _check_out(x.shape[0], out.shape[0])
+    if x.shape[0]:
+        with nogil:
+            xent_exp_block_f32(&x[0], &out[0], x.shape[0])
 
 
 def exp_f64(const double[::1] x, double[::1] out):
     """OUT = the kernels' float64 exp, valid for x <= 0, -inf and NaN."""
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(x.shape[0]):
-            out[i] = xent_exp(x[i])
+    _check_out(x.shape[0], out.shape[0])
+    if x.shape[0]:
+        with nogil:
+            xent_exp_block_f64(&x[0], &out[0], x.shape[0])
 
 
 def log_f64(const double[::1] x, double[::1] out):
     """OUT = the kernels' log, valid for positive normal x and NaN."""
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(x.shape[0]):
-            out[i] = xent_log(x[i])
+    _check_out(x.shape[0], out.shape[0])
+    if x.shape[0]:
+        with nogil:
+            xent_log_block(&x[0], &out[0], x.shape[0])
