@@ -9,7 +9,9 @@
  * Per row, with m = max_j x_j and e_j = exp(x_j - m):
  *     loss     = sum_j y_j * (log(sum_k e_k) - (x_j - m))     (TensorFlow's form)
  *     backprop = scale * (e_j / sum_k e_k - y_j)
- * The log of a probability is never formed. Sums are accumulated in double.
+ * The log of a probability is never formed. Sums are accumulated in double. The
+ * entry of the label (dense: of the largest label, if over 1/2) is formed from the
+ * sum of the other exps where softmax - y would cancel (xent_set_aside_*).
  *
  * The scale (a reduction folded into the backprop, 1/N for a mean) costs no pass
  * of its own: e_j / sum_k e_k is formed as e_j * inv with inv = scale / sum_k e_k
@@ -61,11 +63,17 @@
 #define XENT_SIMD_SUM(v) XENT_PRAGMA(omp simd reduction(+:v))
 #define XENT_SIMD_SUM2(v, w) XENT_PRAGMA(omp simd reduction(+:v, w))
 #define XENT_SIMD_MAX(v) XENT_PRAGMA(omp simd reduction(max:v))
+#define XENT_SIMD_MAX2(v, w) XENT_PRAGMA(omp simd reduction(max:v, w))
+#define XENT_SIMD_OR(v) XENT_PRAGMA(omp simd reduction(|:v))
+#define XENT_SIMD_MIN(v) XENT_PRAGMA(omp simd reduction(min:v))
 #else
 #define XENT_SIMD
 #define XENT_SIMD_SUM(v)
 #define XENT_SIMD_SUM2(v, w)
 #define XENT_SIMD_MAX(v)
+#define XENT_SIMD_MAX2(v, w)
+#define XENT_SIMD_OR(v)
+#define XENT_SIMD_MIN(v)
 #endif
 
 /* ---- branch-free exp for arguments in [-inf, 0] or NaN -------------------
@@ -85,7 +93,7 @@
  * (Remez on the relative error of q; degree 6 for float: 9.5e-9 relative,
  * 0.08 ulp; degree 11 for double: 1.6e-17, 0.07 ulp), evaluated by Horner down
  * to the last step 1 + r * (...). Measured against expl over every float in
- * [-110, 0]: at most 0.93 ulp where gcc contracts to fused multiply-adds (the
+ * [-110, 0]: at most 0.97 ulp where gcc contracts to fused multiply-adds (the
  * x86-64-v3 and -v4 clones), 1.24 ulp in the baseline clone (separate multiply
  * and add round twice per step). The Cephes form it replaced (degree 7, r^2
  * term added before the 1) took two more operations per value and gave 1.01
@@ -257,12 +265,64 @@ static inline void xent_put_stats(double *restrict stats, double m, double lsum)
     stats[1] = lsum;
 }
 
+/* The backprop of the class k set aside in the row's sum (the sparse label; for dense
+ * labels, the first class of the largest label if it is over 1/2, else none), where
+ * sum = others + e_k. Where softmax_k = e_k / sum is over 1/2 (e_k > others), e_k * inv
+ * - y_k cancels when y_k is near it: a probability 1 - 1e-9 rounds to 1 in float32,
+ * and the entry for y_k = 1 to 0 instead of -1e-9. There the entry is formed as
+ * scale * (e_k (1 - y_k) - y_k others) / sum in double from the sum of the others
+ * (which keeps their relative accuracy) and rounded once to T; for y_k = 1 that is
+ * -scale * others / sum. Elsewhere there is no cancellation to avoid, and the entry is
+ * formed as every other one is (fewer roundings when y_k is not 1). */
+#define XENT_DEFINE_SET_ASIDE(T, SUF)                                           \
+static inline T xent_set_aside_##SUF(T ek, T yk, double others, double sum,     \
+                                     T inv, T sc, double scale)                 \
+{                                                                               \
+    if ((double)ek > others)                                                    \
+        return (T)((((double)ek * (1.0 - (double)yk) - (double)yk * others) / sum) * scale); \
+    return ek * inv - yk * sc;                                                  \
+}
+XENT_DEFINE_SET_ASIDE(float, f32)
+XENT_DEFINE_SET_ASIDE(double, f64)
+
 #define XENT_DEFINE_ROWS(T, SUF, EXP)                                           \
 static inline T xent_max_##SUF(const T *restrict x, ptrdiff_t n, T m)           \
 {                                                                               \
     XENT_SIMD_MAX(m)                                                            \
     for (ptrdiff_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;                  \
     return m;                                                                   \
+}                                                                               \
+                                                                                \
+/* the maxima of a logits row and of its labels row, in one pass */            \
+static inline void xent_max2_##SUF(const T *restrict x, const T *restrict y,    \
+                                   ptrdiff_t n, T *m_io, T *ymax_io)            \
+{                                                                               \
+    T m = *m_io, ymax = *ymax_io;                                               \
+    XENT_SIMD_MAX2(m, ymax)                                                     \
+    for (ptrdiff_t j = 0; j < n; j++) {                                         \
+        m = x[j] > m ? x[j] : m;                                                \
+        ymax = y[j] > ymax ? y[j] : ymax;                                       \
+    }                                                                           \
+    *m_io = m;                                                                  \
+    *ymax_io = ymax;                                                            \
+}                                                                               \
+                                                                                \
+/* the first j with y_j == v, or n (n a multiple of W): a search by blocks of 4  \
+ * vectors that stops at the block holding it (a one-hot row: half the row on   \
+ * average; gcc reduces each block's test across its lanes, ~15 dependent ops) */ \
+static inline ptrdiff_t xent_find_##SUF(const T *restrict y, ptrdiff_t n, T v)  \
+{                                                                               \
+    enum { W = 64 / sizeof(T), B = 4 * W };                                     \
+    ptrdiff_t i = 0;                                                            \
+    for (; i + B <= n; i += B) {                                                \
+        int hit = 0;                                                            \
+        XENT_SIMD_OR(hit)                                                       \
+        for (ptrdiff_t j = 0; j < B; j++) hit |= y[i + j] == v;                 \
+        if (hit) break;                                                         \
+    }                                                                           \
+    for (; i < n; i++)                                                          \
+        if (y[i] == v) return i;                                                \
+    return n;                                                                   \
 }                                                                               \
                                                                                 \
 /* OUT e_j = exp(x_j - m) */                                                    \
@@ -275,7 +335,8 @@ static inline void xent_exp_row_##SUF(const T *restrict x, T m, T *restrict e,  
                                                                                 \
 /* sum_j e_j, accumulated in double. A pass of its own over the e_j just        \
  * written (in L1): summed inside the exp loop, the conversions and adds cost   \
- * more than this pass does (measured: 0.24 against 0.16 ns per float32 logit) */ \
+ * more than this pass does (measured: 0.24 against 0.16 ns per float32 logit;  \
+ * a tree over blocks of 64, for accuracy, cost 0.28) */                        \
 static inline double xent_sum_##SUF(const T *restrict e, ptrdiff_t n)           \
 {                                                                               \
     double sum = 0.0;                                                           \
@@ -309,29 +370,52 @@ static inline void xent_scale_##SUF(T *restrict bp, T inv, ptrdiff_t n)         
     for (ptrdiff_t j = 0; j < n; j++) bp[j] = bp[j] * inv;                      \
 }                                                                               \
                                                                                 \
+/* The row's e_j, summed with the e of class k set aside (k = n: none): OUT     \
+ * *ek = e_k (its slot in bp or et zeroed), *others = sum_{j != k} e_j;         \
+ * returns the row's sum, others + e_k, or NaN (XENT_VALID_SUM) */              \
+static inline double xent_split_sum_##SUF(T *restrict bp, T *restrict et,       \
+    ptrdiff_t body, ptrdiff_t n, ptrdiff_t k, T *ek, double *others)            \
+{                                                                               \
+    enum { W = 64 / sizeof(T) };                                                \
+    T *slot = k < body ? bp + k : et + (k - body);  /* k = n: past the tail */  \
+    *ek = k < n ? *slot : (T)0;                                                 \
+    if (k < n) *slot = (T)0;                                                    \
+    *others = xent_sum_##SUF(bp, body) + xent_sum_##SUF(et, W);                 \
+    return XENT_VALID_SUM(*others + (double)*ek);                               \
+}                                                                               \
+                                                                                \
 XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             \
     const T *restrict y, T *restrict bp, ptrdiff_t n, double scale,             \
     double *restrict stats)                                                     \
 {                                                                               \
     enum { W = 64 / sizeof(T) };                                                \
     const ptrdiff_t body = n - n % W, tail = n - body;                          \
-    T xt[W], yt[W], et[W], m, inv, sc = (T)scale;                               \
-    double sum, lsum, ysum = 0.0, ydot = 0.0;                                   \
+    T xt[W], yt[W], et[W], m = -INFINITY, ymax = -INFINITY, ek, inv, sc = (T)scale; \
+    double sum, others, lsum, ysum = 0.0, ydot = 0.0;                           \
+    ptrdiff_t k;                                                                \
     for (ptrdiff_t j = 0; j < W; j++) {                                         \
         xt[j] = j < tail ? x[body + j] : -INFINITY;                             \
         yt[j] = j < tail ? y[body + j] : 0;                                     \
     }                                                                           \
-    m = xent_max_##SUF(xt, W, xent_max_##SUF(x, body, -INFINITY));              \
+    xent_max2_##SUF(x, y, body, &m, &ymax);                                     \
+    xent_max2_##SUF(xt, yt, W, &m, &ymax);                                      \
     XENT_PREFETCH_ROW(T, x + n, n);                                             \
     XENT_PREFETCH_ROW(T, y + n, n);                                             \
     xent_exp_row_##SUF(x, m, bp, body);                                         \
     xent_exp_row_##SUF(xt, m, et, W);                                           \
-    sum = xent_sum_##SUF(bp, body) + xent_sum_##SUF(et, W);                     \
-    sum = XENT_VALID_SUM(sum);                                                  \
+    /* k: the first class of the largest label, if over 1/2 (xent_set_aside_*) */ \
+    k = n;                                                                      \
+    if (ymax > (T)0.5) {                                                        \
+        k = xent_find_##SUF(y, body, ymax);                                     \
+        k = k < body ? k : body + xent_find_##SUF(yt, W, ymax);                 \
+        k = k < n ? k : n;                                                      \
+    }                                                                           \
+    sum = xent_split_sum_##SUF(bp, et, body, n, k, &ek, &others);               \
     inv = (T)(scale / sum);                                                     \
     xent_dense_finish_##SUF(x, y, bp, inv, sc, m, body, &ysum, &ydot);          \
     xent_dense_finish_##SUF(xt, yt, et, inv, sc, m, W, &ysum, &ydot);           \
     for (ptrdiff_t j = 0; j < tail; j++) bp[body + j] = et[j];                  \
+    if (k < n) bp[k] = xent_set_aside_##SUF(ek, y[k], others, sum, inv, sc, scale); \
     lsum = log(sum);                                                            \
     xent_put_stats(stats, (double)m, lsum);                                     \
     /* NaN row: log(sum) is NaN, so is the loss */                              \
@@ -344,20 +428,19 @@ XENT_CLONES static double xent_sparse_row_##SUF(const T *restrict x,            
 {                                                                               \
     enum { W = 64 / sizeof(T) };                                                \
     const ptrdiff_t body = n - n % W, tail = n - body;                          \
-    T xt[W], et[W], m, inv;                                                     \
-    double sum, lsum;                                                           \
+    T xt[W], et[W], m, ek, inv, sc = (T)scale;                                  \
+    double sum, others, lsum;                                                   \
     for (ptrdiff_t j = 0; j < W; j++) xt[j] = j < tail ? x[body + j] : -INFINITY; \
     m = xent_max_##SUF(xt, W, xent_max_##SUF(x, body, -INFINITY));              \
     XENT_PREFETCH_ROW(T, x + n, n);                                             \
     xent_exp_row_##SUF(x, m, bp, body);                                         \
     xent_exp_row_##SUF(xt, m, et, W);                                           \
-    sum = xent_sum_##SUF(bp, body) + xent_sum_##SUF(et, W);                     \
-    sum = XENT_VALID_SUM(sum);                                                  \
+    sum = xent_split_sum_##SUF(bp, et, body, n, label, &ek, &others);           \
     inv = (T)(scale / sum);                                                     \
     xent_scale_##SUF(bp, inv, body);                                            \
     xent_scale_##SUF(et, inv, W);                                               \
     for (ptrdiff_t j = 0; j < tail; j++) bp[body + j] = et[j];                  \
-    bp[label] -= (T)scale;                                                      \
+    bp[label] = xent_set_aside_##SUF(ek, (T)1, others, sum, inv, sc, scale);    \
     lsum = log(sum);                                                            \
     xent_put_stats(stats, (double)m, lsum);                                     \
     return lsum - ((double)x[label] - (double)m);                               \
@@ -443,32 +526,44 @@ static inline T xent_short_max_##SUF(const T *restrict t)                       
 }                                                                               \
                                                                                 \
 /* IN t = logits block, OUT t = backprop, scale * (softmax - y), formed as in     \
- * xent_dense_finish_*; returns sum_k e_k */                                    \
+ * xent_dense_finish_*, but for class k, which is set aside in the sum and      \
+ * formed by xent_set_aside_*, as in the long rows (k = W: none); returns the   \
+ * sum of the e_j */                                                            \
 static inline double xent_short_backprop_##SUF(T *restrict t, const T *restrict y, T m, \
-                                               double scale)                    \
+                                               double scale, ptrdiff_t k)       \
 {                                                                               \
-    double s[XENT_SHORT_ROW];                                                   \
-    T inv, sc = (T)scale;                                                       \
+    double s[XENT_SHORT_ROW], sum;                                              \
+    T inv, sc = (T)scale, ek;                                                   \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) {                            \
         t[j] = EXP(t[j] - m);                                                   \
-        s[j] = (double)t[j];                                                    \
+        s[j] = j == k ? 0.0 : (double)t[j];                                     \
     }                                                                           \
+    ek = k < XENT_SHORT_ROW ? t[k] : (T)0;                                      \
     xent_short_sum(s);                                                          \
-    s[0] = XENT_VALID_SUM(s[0]);                                                \
-    inv = (T)(scale / s[0]);                                                    \
+    sum = XENT_VALID_SUM(s[0] + (double)ek);                                    \
+    inv = (T)(scale / sum);                                                     \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) t[j] = t[j] * inv - y[j] * sc; \
-    return s[0];                                                                \
+    if (k < XENT_SHORT_ROW) t[k] = xent_set_aside_##SUF(ek, y[k], s[0], sum, inv, sc, scale); \
+    return sum;                                                                 \
 }                                                                               \
                                                                                 \
-/* label hook, dense: OUT y = the labels row; always a valid row */            \
+/* label hook, dense: OUT y = the labels row, *k = the first class of the largest \
+ * label if it is over 1/2, else W; always a valid row */                       \
 static inline int xent_dense_short_labels_##SUF(const T *restrict labels,       \
     ptrdiff_t i, ptrdiff_t n, int whole, const T *restrict t, T m,              \
-    T *restrict y, double *ysum, double *shift)                                 \
+    T *restrict y, double *ysum, double *shift, ptrdiff_t *k)                   \
 {                                                                               \
     double ys[XENT_SHORT_ROW], yd[XENT_SHORT_ROW];                              \
+    T ymax = -INFINITY;                                                         \
+    int first = XENT_SHORT_ROW;                                                 \
     xent_short_load_##SUF(y, labels + i * n, n, whole, (T)0);                   \
+    XENT_SIMD_MAX(ymax)                                                         \
+    for (int j = 0; j < XENT_SHORT_ROW; j++) ymax = y[j] > ymax ? y[j] : ymax;  \
+    XENT_SIMD_MIN(first)                                                        \
+    for (int j = 0; j < XENT_SHORT_ROW; j++) first = y[j] == ymax && j < first ? j : first; \
+    *k = ymax > (T)0.5 && first < n ? first : XENT_SHORT_ROW;                   \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) {                            \
         ys[j] = (double)y[j];                                                   \
@@ -484,11 +579,12 @@ static inline int xent_dense_short_labels_##SUF(const T *restrict labels,       
 #define XENT_DEFINE_SPARSE_SHORT_LABELS(T, SUF, I, ISUF)                        \
 static inline int xent_sparse_short_labels_##SUF##_##ISUF(const I *restrict labels, \
     ptrdiff_t i, ptrdiff_t n, int whole, const T *restrict t, T m,              \
-    T *restrict y, double *ysum, double *shift)                                 \
+    T *restrict y, double *ysum, double *shift, ptrdiff_t *k)                   \
 {                                                                               \
     const ptrdiff_t label = (ptrdiff_t)labels[i];                               \
     (void)whole;                                                                \
     if (label < 0 || label >= n) return 0;                                      \
+    *k = label;                                                                 \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) y[j] = j == label ? (T)1 : (T)0; \
     *ysum = 1.0;                                                                \
@@ -514,16 +610,17 @@ XENT_CLONES static ptrdiff_t xent_##KIND##_short_rows_##SUF##LSUF(              
             const ptrdiff_t i = i0 + g;                                         \
             const int whole = i * n + W <= rows * n;                            \
             T t[W], y[W], m;                                                    \
+            ptrdiff_t k;                                                        \
             xent_short_load_##SUF(t, x + i * n, n, whole, -INFINITY);           \
             m = xent_short_max_##SUF(t);                                        \
             maxes[g] = (double)m;                                               \
             if (!xent_##KIND##_short_labels_##SUF##LSUF(labels, i, n, whole, t, m, y, \
-                                                        &ysums[g], &shifts[g])) { \
+                                                        &ysums[g], &shifts[g], &k)) { \
                 sums[g] = NAN;          /* loss and stats NaN */                \
                 bad++;                                                          \
                 continue;                                                       \
             }                                                                   \
-            sums[g] = xent_short_backprop_##SUF(t, y, m, scale);                \
+            sums[g] = xent_short_backprop_##SUF(t, y, m, scale, k);             \
             xent_short_store_##SUF(bp + i * n, t, n, whole);                    \
         }                                                                       \
         XENT_SIMD                                                               \

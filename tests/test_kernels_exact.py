@@ -399,6 +399,102 @@ def test_low_precision_equals_the_reference(dtype, classes, kind):
     assert straddling <= 0.05 * total, f"{straddling} of {total} elements could round either way"
 
 
+# ---- issue 8: the label entry of a confident row, without cancellation ----------------------
+
+def confident_rows(classes, dtype, gaps, seed):
+    """Rows whose label logit is 0, the max, and the others -(gap + d) with d a multiple of
+    1/64 in [0, 4): the label's probability is 1 - (others) / (1 + others), and x - max is
+    exact in every dtype (the kernel rounds x - max in the row's type, an error of its own
+    that the error model covers elsewhere)."""
+    rng = np.random.default_rng(seed)
+    rows = len(gaps)
+    x = -(np.asarray(gaps, np.float64)[:, None] + rng.integers(0, 256, (rows, classes)) / 64)
+    labels = rng.integers(0, classes, rows)
+    x[np.arange(rows), labels] = 0.0
+    return x.astype(dtype), labels
+
+
+def exact_label_entry(x, labels, scale):
+    """scale * (softmax_label - 1) = -scale * others / (1 + others), others = sum of e^x_j
+    over j != label, to 40 digits (the decimal module's exp is correctly rounded)."""
+    with decimal.localcontext() as context:
+        context.prec = 40
+        out = []
+        for row, label in zip(x.astype(np.float64), labels):
+            others = sum(decimal.Decimal(float(v)).exp() for j, v in enumerate(row) if j != label)
+            out.append(float(-decimal.Decimal(scale) * others / (1 + others)))
+    return np.array(out)
+
+
+def ulps_off(got, exact, dtype):
+    """|got - exact| in units of the spacing of ``dtype`` at the exact value (float64 in)."""
+    return np.abs(got.astype(np.float64) - exact) / ulp(exact, dtype)
+
+
+@pytest.mark.parametrize("classes", [2, 10, 16, 17, 100, 1000])   # <= 16: the short rows
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_confident_label_entry_is_exact(dtype, classes):
+    """softmax_label - 1 for a confident row (logit gaps 10..100) against its exact value,
+    sparse and dense one-hot alike (the same bits), on 1 and 2 threads and with a scale: it
+    is formed as -others / sum from the sum of the other exps (xent_set_aside_* in
+    _xent_row.h), so its error is that of the others' sum plus two roundings.
+
+    * float32: the others' exps (within an ulp each) are summed in double, so the sum keeps
+      their relative accuracy: 1.5 ulp. Where some of them fall in the subnormals (gaps over
+      87), each carries an absolute error of up to half the smallest subnormal.
+    * float64: the sum of the others is accumulated in double like every row sum, which the
+      error model allows 2 sqrt(n) eps64 (relative); measured: 2 ulp up to 100 classes, 4 at
+      1000.
+
+    Formed as e_label / sum - 1 in the row's type, the entry cancels: the last check shows
+    that form off by over a million ulp on the same rows (in float64: 0 instead of -1e-40)."""
+    dtype = np.dtype(dtype)
+    gaps = np.linspace(10, 100, 46)
+    x, labels = confident_rows(classes, dtype, gaps, seed=classes)
+    one_hot = np.eye(classes, dtype=dtype)[labels]
+    rows = np.arange(len(labels))
+    info = np.finfo(dtype)
+    with np.errstate(under="ignore"):
+        subnormal_others = (np.exp(x.astype(np.float64)) < info.tiny).sum(axis=1)
+    for scale in (1.0, 1 / 3):
+        exact = exact_label_entry(x, labels, scale)
+        spacing = ulp(exact, dtype)
+        accumulate = 2 * np.sqrt(classes) * F64_EPS if dtype == np.float64 else 0.0
+        allowed = 1.5 + (np.abs(exact) * accumulate
+                         + subnormal_others * abs(scale) * float(info.smallest_subnormal)) / spacing
+        for threads in (1, 2):
+            _, sparse, _ = run("sparse", x, labels, threads, scale=scale)
+            _, dense, _ = run("dense", x, one_hot, threads, scale=scale)
+            np.testing.assert_array_equal(dense[rows, labels], sparse[rows, labels])
+            off = ulps_off(sparse[rows, labels], exact, dtype)
+            worst = np.argmax(off - allowed)
+            assert (off <= allowed).all(), (f"label entry {off[worst]:.3g} ulp off at gap "
+                                            f"{gaps[worst]}, allowed {allowed[worst]:.3g}")
+    # the cancelling form, e_label * (1 / sum) - 1 in the row's type, on the same rows
+    with np.errstate(under="ignore"):
+        sums = np.exp(x.astype(np.float64)).sum(axis=1)   # e_label = e^0 = 1
+    naive = (dtype.type(1) * (1 / sums).astype(dtype) - dtype.type(1)).astype(np.float64)
+    assert ulps_off(naive, exact_label_entry(x, labels, 1.0), dtype).max() > 1e6
+
+
+@pytest.mark.parametrize("dtype", LOW)
+def test_confident_label_entry_low_precision(dtype):
+    """float16 and bfloat16 through the float32 kernel: the float32 entry rounded once, so
+    within an ulp of the dtype (bfloat16 has float32's range; in float16 these entries are
+    below its smallest subnormal, and round to zero or to it)."""
+    dtype = np.dtype(_dtypes.as_dtype(dtype))
+    gaps = np.linspace(10, 80, 15)
+    x, labels = confident_rows(40, dtype, gaps, seed=3)
+    rows = np.arange(len(labels))
+    _, backprop, _ = run("sparse", x, labels)
+    _, backprop32, _ = run("sparse", x.astype(np.float32), labels)
+    assert_same_bits(backprop, rounded(backprop32, dtype), "backprop")
+    exact = exact_label_entry(x, labels, 1.0)
+    got = backprop[rows, labels].astype(np.float64)
+    spacing = np.abs(np.spacing(np.abs(exact).astype(dtype)).astype(np.float64))
+    assert (np.abs(got - exact) <= spacing).all()
+
+
 # ---- issue 9: dense float32 rows over 16 classes -------------------------------------------
 
 @pytest.mark.parametrize("dtype", [pytest.param("bfloat16", marks=needs_bf16), "float32", "float64"])
