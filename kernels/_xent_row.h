@@ -63,7 +63,6 @@
 #define XENT_SIMD_SUM(v) XENT_PRAGMA(omp simd reduction(+:v))
 #define XENT_SIMD_SUM2(v, w) XENT_PRAGMA(omp simd reduction(+:v, w))
 #define XENT_SIMD_MAX(v) XENT_PRAGMA(omp simd reduction(max:v))
-#define XENT_SIMD_MAX2(v, w) XENT_PRAGMA(omp simd reduction(max:v, w))
 #define XENT_SIMD_OR(v) XENT_PRAGMA(omp simd reduction(|:v))
 #define XENT_SIMD_MIN(v) XENT_PRAGMA(omp simd reduction(min:v))
 #else
@@ -71,7 +70,6 @@
 #define XENT_SIMD_SUM(v)
 #define XENT_SIMD_SUM2(v, w)
 #define XENT_SIMD_MAX(v)
-#define XENT_SIMD_MAX2(v, w)
 #define XENT_SIMD_OR(v)
 #define XENT_SIMD_MIN(v)
 #endif
@@ -275,7 +273,7 @@ static inline void xent_put_stats(double *restrict stats, double m, double lsum)
 }
 
 /* The backprop of the class k set aside in the row's sum (the sparse label; for dense
- * labels, the first class of the largest label if it is over 1/2, else none), where
+ * labels, the first class whose label is over 1/2, else none), where
  * sum = others + e_k. Where softmax_k = e_k / sum is over 1/2 (e_k > others), e_k * inv
  * - y_k cancels when y_k is near it: a probability 1 - 1e-9 rounds to 1 in float32,
  * and the entry for y_k = 1 to 0 instead of -1e-9. There the entry is formed as
@@ -302,35 +300,21 @@ static inline T xent_max_##SUF(const T *restrict x, ptrdiff_t n, T m)           
     return m;                                                                   \
 }                                                                               \
                                                                                 \
-/* the maxima of a logits row and of its labels row, in one pass */            \
-static inline void xent_max2_##SUF(const T *restrict x, const T *restrict y,    \
-                                   ptrdiff_t n, T *m_io, T *ymax_io)            \
+/* the first j with y_j > 1/2, or n: a search by blocks of 4 vectors that stops \
+ * at the block holding it (a one-hot row: half the row on average; gcc reduces \
+ * each block's test across its lanes, ~15 dependent ops) */                    \
+static inline ptrdiff_t xent_find_##SUF(const T *restrict y, ptrdiff_t n)       \
 {                                                                               \
-    T m = *m_io, ymax = *ymax_io;                                               \
-    XENT_SIMD_MAX2(m, ymax)                                                     \
-    for (ptrdiff_t j = 0; j < n; j++) {                                         \
-        m = x[j] > m ? x[j] : m;                                                \
-        ymax = y[j] > ymax ? y[j] : ymax;                                       \
-    }                                                                           \
-    *m_io = m;                                                                  \
-    *ymax_io = ymax;                                                            \
-}                                                                               \
-                                                                                \
-/* the first j with y_j == v, or n (n a multiple of W): a search by blocks of 4  \
- * vectors that stops at the block holding it (a one-hot row: half the row on   \
- * average; gcc reduces each block's test across its lanes, ~15 dependent ops) */ \
-static inline ptrdiff_t xent_find_##SUF(const T *restrict y, ptrdiff_t n, T v)  \
-{                                                                               \
-    enum { W = 64 / sizeof(T), B = 4 * W };                                     \
+    enum { B = 4 * 64 / sizeof(T) };                                            \
     ptrdiff_t i = 0;                                                            \
     for (; i + B <= n; i += B) {                                                \
         int hit = 0;                                                            \
         XENT_SIMD_OR(hit)                                                       \
-        for (ptrdiff_t j = 0; j < B; j++) hit |= y[i + j] == v;                 \
+        for (ptrdiff_t j = 0; j < B; j++) hit |= y[i + j] > (T)0.5;             \
         if (hit) break;                                                         \
     }                                                                           \
     for (; i < n; i++)                                                          \
-        if (y[i] == v) return i;                                                \
+        if (y[i] > (T)0.5) return i;                                            \
     return n;                                                                   \
 }                                                                               \
                                                                                 \
@@ -403,26 +387,22 @@ XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             
 {                                                                               \
     enum { W = 64 / sizeof(T) };                                                \
     const ptrdiff_t body = n - n % W, tail = n - body;                          \
-    T xt[W], yt[W], et[W], m = -INFINITY, ymax = -INFINITY, ek, inv, sc = (T)scale; \
+    T xt[W], yt[W], et[W], m, ek, inv, sc = (T)scale;                           \
     double sum, others, lsum, ysum = 0.0, ydot = 0.0;                           \
     ptrdiff_t k;                                                                \
     for (ptrdiff_t j = 0; j < W; j++) {                                         \
         xt[j] = j < tail ? x[body + j] : -INFINITY;                             \
         yt[j] = j < tail ? y[body + j] : 0;                                     \
     }                                                                           \
-    xent_max2_##SUF(x, y, body, &m, &ymax);                                     \
-    xent_max2_##SUF(xt, yt, W, &m, &ymax);                                      \
+    m = xent_max_##SUF(xt, W, xent_max_##SUF(x, body, -INFINITY));              \
     XENT_PREFETCH_ROW(T, x + n, n);                                             \
     XENT_PREFETCH_ROW(T, y + n, n);                                             \
     xent_exp_row_##SUF(x, m, bp, body);                                         \
     xent_exp_row_##SUF(xt, m, et, W);                                           \
-    /* k: the first class of the largest label, if over 1/2 (xent_set_aside_*) */ \
-    k = n;                                                                      \
-    if (ymax > (T)0.5) {                                                        \
-        k = xent_find_##SUF(y, body, ymax);                                     \
-        k = k < body ? k : body + xent_find_##SUF(yt, W, ymax);                 \
-        k = k < n ? k : n;                                                      \
-    }                                                                           \
+    /* k: the first class whose label is over 1/2, or none (xent_set_aside_*) */ \
+    k = xent_find_##SUF(y, body);                                               \
+    k = k < body ? k : body + xent_find_##SUF(yt, W);                           \
+    k = k < n ? k : n;                                                          \
     sum = xent_split_sum_##SUF(bp, et, body, n, k, &ek, &others);               \
     inv = (T)(scale / sum);                                                     \
     xent_dense_finish_##SUF(x, y, bp, inv, sc, m, body, &ysum, &ydot);          \
@@ -562,21 +542,18 @@ static inline double xent_short_backprop_##SUF(T *restrict t, const T *restrict 
     return sum;                                                                 \
 }                                                                               \
                                                                                 \
-/* label hook, dense: OUT y = the labels row, *k = the first class of the largest \
- * label if it is over 1/2, else W; always a valid row */                       \
+/* label hook, dense: OUT y = the labels row, *k = the first class whose label is \
+ * over 1/2, else W; always a valid row */                                      \
 static inline int xent_dense_short_labels_##SUF(const T *restrict labels,       \
     ptrdiff_t i, ptrdiff_t n, int whole, const T *restrict t, T m,              \
     T *restrict y, double *ysum, double *shift, ptrdiff_t *k)                   \
 {                                                                               \
     double ys[XENT_SHORT_ROW], yd[XENT_SHORT_ROW];                              \
-    T ymax = -INFINITY;                                                         \
     int first = XENT_SHORT_ROW;                                                 \
     xent_short_load_##SUF(y, labels + i * n, n, whole, (T)0);                   \
-    XENT_SIMD_MAX(ymax)                                                         \
-    for (int j = 0; j < XENT_SHORT_ROW; j++) ymax = y[j] > ymax ? y[j] : ymax;  \
     XENT_SIMD_MIN(first)                                                        \
-    for (int j = 0; j < XENT_SHORT_ROW; j++) first = y[j] == ymax && j < first ? j : first; \
-    *k = ymax > (T)0.5 && first < n ? first : XENT_SHORT_ROW;                   \
+    for (int j = 0; j < XENT_SHORT_ROW; j++) first = y[j] > (T)0.5 && j < first ? j : first; \
+    *k = first;                 /* lanes past n hold label 0 */                 \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) {                            \
         const double term = (double)y[j] * ((double)t[j] - (double)m);          \
