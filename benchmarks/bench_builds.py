@@ -13,6 +13,15 @@ calls) and prints the per-round times and the median ratio new / base, so that t
 drift hits both alike. Kernel calls reuse preallocated outputs; ``_kernels`` calls allocate
 theirs, as the tape node does. A base kernel without the ``stats`` argument (before per-row
 stats) is called without it.
+
+With ``--wall``, each case (``--shapes``, ``--dtypes``, ``--threads``) times in rotating rounds
+the base kernel, this build's kernel and ``_kernels`` layer, an ``np.copyto`` of the logits'
+bytes and PyTorch's ``F.cross_entropy`` + ``backward`` at the same thread count (class indices
+or probability targets), and prints the time ratios: new/base, copy/new (the bandwidth
+fraction of the issue's memory-wall target) and torch/new. Blocks with two threads or PyTorch
+start after an idle ``--pause``, so that no thread pool is still spinning from the block before.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_builds.py --base REV --wall
 """
 import argparse
 import glob
@@ -94,18 +103,124 @@ def median_seconds(fn, min_time):
     return float(np.median(times))
 
 
-def compare(label, base_fn, new_fn, rounds, min_time, names=("base", "new")):
-    base, new = [], []
+def cpu_counters():
+    """(busy and total CPU seconds of the whole machine, CPU seconds of this process); the
+    machine's from /proc/stat (zeros where there is none)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except OSError:
+        ticks = [0] * 8
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz, time.process_time()
+
+
+def others_share(before, after):
+    """The share of the machine's CPU time that other processes used between two
+    cpu_counters() readings (0 to 1; NaN without /proc/stat)."""
+    busy, total, ours = (b - a for a, b in zip(before, after))
+    return max(0.0, busy - ours) / total if total else float("nan")
+
+
+def measure(fns, rounds, min_time, pause):
+    """{name: [seconds per round]}: each round times every fn (the median of repeated calls),
+    rotating which goes first, so that drift and a warm machine hit all alike. With pause >
+    0, sleep that long before each block, so that the thread pools of the previous block
+    (ours, PyTorch's) have gone idle and do not compete with this one for the 2 vCPUs."""
+    names = list(fns)
+    times = {name: [] for name in names}
     for r in range(rounds):
-        # alternate which goes first, so that neither always runs on a warmer machine
-        pair = [(base, base_fn), (new, new_fn)] if r % 2 == 0 else [(new, new_fn), (base, base_fn)]
-        for times, fn in pair:
-            times.append(median_seconds(fn, min_time))
-    ratios = np.array(new) / np.array(base)
-    unit, scale = ("ms", 1e3) if np.median(base) > 1e-4 else ("us", 1e6)
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            if pause:
+                time.sleep(pause)
+            times[name].append(median_seconds(fns[name], min_time))
+    return {name: np.array(t) for name, t in times.items()}
+
+
+def ratio_text(num, den):
+    ratios = num / den
+    return f"{np.median(ratios):6.3f} ({ratios.min():.2f}-{ratios.max():.2f})"
+
+
+def time_text(seconds):
+    t = np.median(seconds)
+    return f"{t * 1e3:8.3f} ms" if t > 1e-4 else f"{t * 1e6:8.3f} us"
+
+
+def compare(label, base_fn, new_fn, rounds, min_time, names=("base", "new")):
     first, second = names
-    print(f"{label:<38} {first:>4} {np.median(base) * scale:8.3f} {unit}  {second:>4} {np.median(new) * scale:8.3f} "
-          f"{unit}  {second}/{first} {np.median(ratios):5.3f} (rounds {ratios.min():.3f}-{ratios.max():.3f})", flush=True)
+    t = measure({first: base_fn, second: new_fn}, rounds, min_time, 0.0)
+    print(f"{label:<38} {first:>4} {time_text(t[first])}  {second:>4} {time_text(t[second])}  "
+          f"{second}/{first} {ratio_text(t[second], t[first])}", flush=True)
+
+
+def torch_call(kind, logits, labels, threads):
+    """PyTorch's F.cross_entropy (class indices or probability targets) + backward, or None."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    if logits.dtype.itemsize == 2:   # float16 or bfloat16 (ml_dtypes): through float32
+        x = torch.from_numpy(logits.astype(np.float32)).to(getattr(torch, logits.dtype.name))
+    else:
+        x = torch.from_numpy(logits)
+    target = torch.from_numpy(labels) if kind == "sparse" else torch.from_numpy(labels.astype(np.float32)).to(x.dtype)
+
+    def step():
+        torch.set_num_threads(threads)
+        leaf = x.detach().requires_grad_()
+        F.cross_entropy(leaf, target, reduction="sum").backward()
+    return step
+
+
+def wall(base, args):
+    """The kernels against the base build, a same-size np.copyto and PyTorch, per case."""
+    from minigrad import _config
+    rng = np.random.default_rng(0)
+    dtypes = [_dtypes.as_dtype(d) for d in args.dtypes.split(",")]
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    threads_list = [int(t) for t in args.threads.split(",")]
+    print("new/base: time ratio (< 1: faster); copy/new: a same-size np.copyto's time over the kernel's "
+          "(the bandwidth fraction); torch/new and torch/layer: PyTorch's time over ours. Medians over "
+          "rounds, (min-max) in brackets. kernel: preallocated outputs; layer: _kernels.*_loss_backprop, "
+          "which allocates them (as the tape node does). others: the share of the machine's CPU time "
+          "that other processes used during the case.")
+    for dtype in dtypes:
+        for batch, classes in shapes:
+            logits = rng.standard_normal((batch, classes)).astype(dtype)
+            labels = rng.integers(0, classes, batch)
+            probs = rng.random((batch, classes))
+            probs = (probs / probs.sum(axis=1, keepdims=True)).astype(dtype)
+            out = np.empty_like(logits)
+            for kind, lab in (("sparse", labels), ("dense", probs)):
+                for threads in threads_list:
+                    _config.set_num_threads(threads)
+                    layer = layer_call(_kernels, kind, logits, lab)
+                    fns = {"new": kernel_call(_xent, kind, logits, lab, threads),
+                           "layer": layer, "copy": lambda: np.copyto(out, logits)}
+                    if hasattr(base, f"{kind}_{SUFFIX[logits.dtype.name]}" + ("_i64" if kind == "sparse" else "")):
+                        fns["base"] = kernel_call(base, kind, logits, lab, threads)
+                    step = torch_call(kind, logits, lab, threads) if args.torch else None
+                    if step is not None:
+                        fns["torch"] = step
+                    before = cpu_counters()
+                    t = measure(fns, args.rounds, args.min_time, args.pause if threads > 1 or step else 0.0)
+                    others = others_share(before, cpu_counters())
+                    line = f"[{batch},{classes}] {np.dtype(dtype).name} {kind} {threads}t".ljust(30)
+                    if "base" in t:
+                        line += f" base {time_text(t['base'])}"
+                    line += f"  new {time_text(t['new'])}  layer {time_text(t['layer'])}"
+                    if "base" in t:
+                        line += f"  new/base {ratio_text(t['new'], t['base'])}"
+                    line += f"  copy/new {ratio_text(t['copy'], t['new'])}"
+                    if "torch" in t:
+                        line += (f"  torch {time_text(t['torch'])}  torch/new {ratio_text(t['torch'], t['new'])}"
+                                 f"  torch/layer {ratio_text(t['torch'], t['layer'])}")
+                    print(line + f"  others {others:.0%}", flush=True)
+
+
+SUFFIX = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
 
 
 def main():
@@ -113,12 +228,23 @@ def main():
     parser.add_argument("--base", required=True, help="git revision to compare against")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--min-time", type=float, default=0.1, help="seconds per measurement")
+    parser.add_argument("--wall", action="store_true",
+                        help="per shape, dtype and thread count: base, new, copy and PyTorch side by side")
+    parser.add_argument("--shapes", default="4096x1000,256x32000,128x10,32768x1000", help="with --wall")
+    parser.add_argument("--dtypes", default="float32", help="with --wall, e.g. float32,float16,bfloat16")
+    parser.add_argument("--threads", default="1,2", help="with --wall")
+    parser.add_argument("--no-torch", dest="torch", action="store_false", help="with --wall")
+    parser.add_argument("--pause", type=float, default=0.3,
+                        help="with --wall: idle seconds before each block with 2+ threads or PyTorch")
     args = parser.parse_args()
     where = tempfile.mkdtemp(prefix="minigrad-base-")
     try:
         base, base_layer = build_base(args.base, where)
         print(f"base {args.base}: {base.COMPILE_ARGS}, clones {base.TARGET_CLONES}; "
               f"new: {_xent.COMPILE_ARGS}, clones {_xent.TARGET_CLONES}")
+        if args.wall:
+            wall(base, args)
+            return
         rng = np.random.default_rng(0)
         for dtype in (np.float32, np.float16):
             for batch, classes in [(4096, 1000), (128, 10)]:

@@ -18,6 +18,9 @@ Design
   bfloat16 are passed as ``uint16`` bits, widened to float32 by blocks of rows
   in per-thread scratch, computed by the float32 code, and narrowed back with
   round-to-nearest-even: the float32 results on the widened logits, rounded once.
+* The backprop comes out multiplied by ``scale`` (a reduction folded in by the
+  caller, 1/N for a mean), in the same pass; ``scale=1`` gives the unscaled bits
+  (``_xent_row.h`` says how it is rounded). The loss and stats are unscaled.
 * Besides loss and backprop, every row gives its max and log-sum (OUT ``stats``,
   float64 [rows, 2]), from which the caller forms logsumexp and log-softmax in
   double and rounds once.
@@ -37,36 +40,38 @@ cdef extern from "_xent_row.h" nogil:
     ctypedef struct xent_bf16:
         uint16_t bits
     double xent_dense_row_f32(const float *x, const float *y, float *bp, Py_ssize_t n,
-                              double *stats)
+                              double scale, double *stats)
     double xent_dense_row_f64(const double *x, const double *y, double *bp, Py_ssize_t n,
-                              double *stats)
+                              double scale, double *stats)
     double xent_sparse_row_f32(const float *x, Py_ssize_t label, float *bp, Py_ssize_t n,
-                               double *stats)
+                               double scale, double *stats)
     double xent_sparse_row_f64(const double *x, Py_ssize_t label, double *bp, Py_ssize_t n,
-                               double *stats)
+                               double scale, double *stats)
     Py_ssize_t xent_dense_short_rows_f32(const float *x, const float *y, float *loss, float *bp,
-                                         double *stats, Py_ssize_t rows, Py_ssize_t n)
+                                         double scale, double *stats, Py_ssize_t rows,
+                                         Py_ssize_t n)
     Py_ssize_t xent_dense_short_rows_f64(const double *x, const double *y, double *loss,
-                                         double *bp, double *stats, Py_ssize_t rows, Py_ssize_t n)
+                                         double *bp, double scale, double *stats,
+                                         Py_ssize_t rows, Py_ssize_t n)
     Py_ssize_t xent_sparse_short_rows_f32_i32(const float *x, const int32_t *labels, float *loss,
-                                              float *bp, double *stats, Py_ssize_t rows,
-                                              Py_ssize_t n)
+                                              float *bp, double scale, double *stats,
+                                              Py_ssize_t rows, Py_ssize_t n)
     Py_ssize_t xent_sparse_short_rows_f32_i64(const float *x, const int64_t *labels, float *loss,
-                                              float *bp, double *stats, Py_ssize_t rows,
-                                              Py_ssize_t n)
+                                              float *bp, double scale, double *stats,
+                                              Py_ssize_t rows, Py_ssize_t n)
     Py_ssize_t xent_sparse_short_rows_f64_i32(const double *x, const int32_t *labels,
-                                              double *loss, double *bp, double *stats,
-                                              Py_ssize_t rows, Py_ssize_t n)
+                                              double *loss, double *bp, double scale,
+                                              double *stats, Py_ssize_t rows, Py_ssize_t n)
     Py_ssize_t xent_sparse_short_rows_f64_i64(const double *x, const int64_t *labels,
-                                              double *loss, double *bp, double *stats,
-                                              Py_ssize_t rows, Py_ssize_t n)
+                                              double *loss, double *bp, double scale,
+                                              double *stats, Py_ssize_t rows, Py_ssize_t n)
     void xent_widen_f16(const uint16_t *src, float *dst, Py_ssize_t n)
     void xent_narrow_f16(const float *src, uint16_t *dst, Py_ssize_t n)
     void xent_widen_bf16(const uint16_t *src, float *dst, Py_ssize_t n)
     void xent_narrow_bf16(const float *src, uint16_t *dst, Py_ssize_t n)
-    float xent_expf(float x)
-    double xent_exp(double x)
-    double xent_log(double x)
+    void xent_exp_block_f32(const float *x, float *out, Py_ssize_t n)
+    void xent_exp_block_f64(const double *x, double *out, Py_ssize_t n)
+    void xent_log_block(const double *x, double *out, Py_ssize_t n)
     int XENT_HAVE_CLONES
     int XENT_SHORT_ROW
 
@@ -120,26 +125,27 @@ cdef enum:
 cdef Py_ssize_t _dense_rows(const logit_t *x,    # IN  [rows, classes]
                             const logit_t *y,    # IN  [rows, classes], probability rows
                             logit_t *loss,       # OUT [rows]
-                            logit_t *bp,         # OUT [rows, classes]
+                            logit_t *bp,         # OUT [rows, classes], scale * (softmax - y)
                             double *stats,       # OUT [rows, 2]: max, log-sum (_xent_row.h)
-                            Py_ssize_t rows, Py_ssize_t classes) noexcept nogil:
+                            double scale, Py_ssize_t rows, Py_ssize_t classes) noexcept nogil:
     """Return 0, or -1 if the float16/bfloat16 scratch could not be allocated (nothing done)."""
     cdef Py_ssize_t i, k
     if logit_t is uint16_t or logit_t is xent_bf16:
-        return _dense_low_rows(x, y, loss, bp, stats, rows, classes)
+        return _dense_low_rows(x, y, loss, bp, stats, scale, rows, classes)
     else:
         # short rows: the many-rows C loop (see _xent_row.h); it refuses no dense row
         if classes <= XENT_SHORT_ROW:
             if logit_t is float:
-                return xent_dense_short_rows_f32(x, y, loss, bp, stats, rows, classes)
+                return xent_dense_short_rows_f32(x, y, loss, bp, scale, stats, rows, classes)
             else:
-                return xent_dense_short_rows_f64(x, y, loss, bp, stats, rows, classes)
+                return xent_dense_short_rows_f64(x, y, loss, bp, scale, stats, rows, classes)
         for i in range(rows):
             k = i * classes
             if logit_t is float:
-                loss[i] = <float>xent_dense_row_f32(x + k, y + k, bp + k, classes, stats + 2 * i)
+                loss[i] = <float>xent_dense_row_f32(x + k, y + k, bp + k, classes, scale,
+                                                    stats + 2 * i)
             else:
-                loss[i] = xent_dense_row_f64(x + k, y + k, bp + k, classes, stats + 2 * i)
+                loss[i] = xent_dense_row_f64(x + k, y + k, bp + k, classes, scale, stats + 2 * i)
         return 0
 
 
@@ -148,7 +154,7 @@ cdef Py_ssize_t _sparse_rows(const logit_t *x,        # IN  [rows, classes]
                              logit_t *loss,           # OUT [rows]
                              logit_t *bp,             # OUT [rows, classes]
                              double *stats,           # OUT [rows, 2]
-                             Py_ssize_t rows, Py_ssize_t classes) noexcept nogil:
+                             double scale, Py_ssize_t rows, Py_ssize_t classes) noexcept nogil:
     """Return how many labels are outside [0, classes) (their rows are skipped, never
     indexed: loss and stats NaN, backprop not written), or -1 if the float16/bfloat16
     scratch could not be allocated."""
@@ -156,7 +162,7 @@ cdef Py_ssize_t _sparse_rows(const logit_t *x,        # IN  [rows, classes]
     if logit_t is float or logit_t is double:
         # short rows: the many-rows C loop (see _xent_row.h)
         if classes <= XENT_SHORT_ROW:
-            return _sparse_short_rows(x, labels, loss, bp, stats, rows, classes)
+            return _sparse_short_rows(x, labels, loss, bp, stats, scale, rows, classes)
         for i in range(rows):
             k = i * classes
             label = labels[i]
@@ -166,27 +172,28 @@ cdef Py_ssize_t _sparse_rows(const logit_t *x,        # IN  [rows, classes]
                 stats[2 * i] = NAN
                 stats[2 * i + 1] = NAN
             elif logit_t is float:
-                loss[i] = <float>xent_sparse_row_f32(x + k, label, bp + k, classes, stats + 2 * i)
+                loss[i] = <float>xent_sparse_row_f32(x + k, label, bp + k, classes, scale,
+                                                     stats + 2 * i)
             else:
-                loss[i] = xent_sparse_row_f64(x + k, label, bp + k, classes, stats + 2 * i)
+                loss[i] = xent_sparse_row_f64(x + k, label, bp + k, classes, scale, stats + 2 * i)
         return bad
     else:
-        return _sparse_low_rows(x, labels, loss, bp, stats, rows, classes)
+        return _sparse_low_rows(x, labels, loss, bp, stats, scale, rows, classes)
 
 
 cdef inline Py_ssize_t _sparse_short_rows(const real_t *x, const index_t *labels, real_t *loss,
-                                          real_t *bp, double *stats, Py_ssize_t rows,
-                                          Py_ssize_t classes) noexcept nogil:
+                                          real_t *bp, double *stats, double scale,
+                                          Py_ssize_t rows, Py_ssize_t classes) noexcept nogil:
     if real_t is float:
         if index_t is int32_t:
-            return xent_sparse_short_rows_f32_i32(x, labels, loss, bp, stats, rows, classes)
+            return xent_sparse_short_rows_f32_i32(x, labels, loss, bp, scale, stats, rows, classes)
         else:
-            return xent_sparse_short_rows_f32_i64(x, labels, loss, bp, stats, rows, classes)
+            return xent_sparse_short_rows_f32_i64(x, labels, loss, bp, scale, stats, rows, classes)
     else:
         if index_t is int32_t:
-            return xent_sparse_short_rows_f64_i32(x, labels, loss, bp, stats, rows, classes)
+            return xent_sparse_short_rows_f64_i32(x, labels, loss, bp, scale, stats, rows, classes)
         else:
-            return xent_sparse_short_rows_f64_i64(x, labels, loss, bp, stats, rows, classes)
+            return xent_sparse_short_rows_f64_i64(x, labels, loss, bp, scale, stats, rows, classes)
 
 
 # ---- float16 and bfloat16: a block of rows widened to float32 scratch, computed by the
@@ -217,7 +224,8 @@ cdef inline Py_ssize_t _low_block(Py_ssize_t rows, Py_ssize_t classes) noexcept 
 
 
 cdef Py_ssize_t _dense_low_rows(const low_t *x, const low_t *y, low_t *loss, low_t *bp,
-                                double *stats, Py_ssize_t rows, Py_ssize_t classes) noexcept nogil:
+                                double *stats, double scale, Py_ssize_t rows,
+                                Py_ssize_t classes) noexcept nogil:
     """_dense_rows for float16/bfloat16 bits. Return 0, or -1 without scratch memory."""
     cdef Py_ssize_t block = _low_block(rows, classes), r = 0, n, size = block * classes
     cdef float *xs
@@ -231,7 +239,7 @@ cdef Py_ssize_t _dense_low_rows(const low_t *x, const low_t *y, low_t *loss, low
         _widen(x + r * classes, xs, n * classes)
         _widen(y + r * classes, xs + size, n * classes)
         _dense_rows(<const float *>xs, <const float *>(xs + size), xs + 3 * size, xs + 2 * size,
-                    stats + 2 * r, n, classes)
+                    stats + 2 * r, scale, n, classes)
         _narrow(<const float *>(xs + 3 * size), loss + r, n)
         _narrow(<const float *>(xs + 2 * size), bp + r * classes, n * classes)
         r += n
@@ -240,7 +248,8 @@ cdef Py_ssize_t _dense_low_rows(const low_t *x, const low_t *y, low_t *loss, low
 
 
 cdef Py_ssize_t _sparse_low_rows(const low_t *x, const index_t *labels, low_t *loss, low_t *bp,
-                                 double *stats, Py_ssize_t rows, Py_ssize_t classes) noexcept nogil:
+                                 double *stats, double scale, Py_ssize_t rows,
+                                 Py_ssize_t classes) noexcept nogil:
     """_sparse_rows for float16/bfloat16 bits: the count of bad labels, or -1 without scratch."""
     cdef Py_ssize_t block = _low_block(rows, classes), r = 0, n, bad = 0, size = block * classes
     cdef float *xs
@@ -253,7 +262,7 @@ cdef Py_ssize_t _sparse_low_rows(const low_t *x, const index_t *labels, low_t *l
         n = block if block < rows - r else rows - r
         _widen(x + r * classes, xs, n * classes)
         bad += _sparse_rows(<const float *>xs, labels + r, xs + 2 * size, xs + size,
-                            stats + 2 * r, n, classes)
+                            stats + 2 * r, scale, n, classes)
         _narrow(<const float *>(xs + 2 * size), loss + r, n)
         _narrow(<const float *>(xs + size), bp + r * classes, n * classes)
         r += n
@@ -266,33 +275,33 @@ cdef Py_ssize_t _sparse_low_rows(const low_t *x, const index_t *labels, low_t *l
 # costs about a microsecond per call even for a team of one.
 
 cdef int _dense(const logit_t *x, const logit_t *y, logit_t *loss, logit_t *bp, double *stats,
-                Py_ssize_t rows, Py_ssize_t classes, int num_threads) noexcept nogil:
+                double scale, Py_ssize_t rows, Py_ssize_t classes, int num_threads) noexcept nogil:
     """Return the number of thread shares left undone for lack of memory (normally 0)."""
     cdef Py_ssize_t t, start, stop, k
     cdef int failed = 0
     if num_threads > rows:  # no idle threads (and no team of absurd size)
         num_threads = <int>rows
     if num_threads <= 1:
-        return -_dense_rows(x, y, loss, bp, stats, rows, classes)
+        return -_dense_rows(x, y, loss, bp, stats, scale, rows, classes)
     for t in prange(num_threads, schedule='static', num_threads=num_threads):
         start = rows * t // num_threads
         stop = rows * (t + 1) // num_threads
         k = start * classes
-        if _dense_rows(x + k, y + k, loss + start, bp + k, stats + 2 * start,
+        if _dense_rows(x + k, y + k, loss + start, bp + k, stats + 2 * start, scale,
                        stop - start, classes) < 0:
             failed += 1
     return failed
 
 
 cdef Py_ssize_t _sparse(const logit_t *x, const index_t *labels, logit_t *loss, logit_t *bp,
-                        double *stats, Py_ssize_t rows, Py_ssize_t classes,
+                        double *stats, double scale, Py_ssize_t rows, Py_ssize_t classes,
                         int num_threads) noexcept nogil:
     """Return the first row whose label is out of range, -1 if none, -2 if out of memory."""
     cdef Py_ssize_t t, start, stop, k, r, bad = 0, failed = 0
     if num_threads > rows:  # no idle threads (and no team of absurd size)
         num_threads = <int>rows
     if num_threads <= 1:
-        r = _sparse_rows(x, labels, loss, bp, stats, rows, classes)
+        r = _sparse_rows(x, labels, loss, bp, stats, scale, rows, classes)
         if r < 0:
             failed = 1
         else:
@@ -303,7 +312,7 @@ cdef Py_ssize_t _sparse(const logit_t *x, const index_t *labels, logit_t *loss, 
             stop = rows * (t + 1) // num_threads
             k = start * classes
             r = _sparse_rows(x + k, labels + start, loss + start, bp + k, stats + 2 * start,
-                             stop - start, classes)
+                             scale, stop - start, classes)
             if r < 0:
                 failed += 1
             else:
@@ -363,21 +372,21 @@ cdef int _check_args(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, c
 
 
 cdef object _run_dense(const logit_t *x, const logit_t *y, logit_t *loss, logit_t *bp,
-                       double *stats, cnp.ndarray logits, int num_threads):
+                       double *stats, cnp.ndarray logits, int num_threads, double scale):
     cdef Py_ssize_t rows = cnp.PyArray_DIMS(logits)[0], classes = cnp.PyArray_DIMS(logits)[1]
     cdef int failed
     with nogil:
-        failed = _dense(x, y, loss, bp, stats, rows, classes, num_threads)
+        failed = _dense(x, y, loss, bp, stats, scale, rows, classes, num_threads)
     if failed:
         raise MemoryError("no memory for the float16/bfloat16 scratch rows")
 
 
 cdef object _run_sparse(const logit_t *x, const index_t *labels, logit_t *loss, logit_t *bp,
-                        double *stats, cnp.ndarray logits, int num_threads):
+                        double *stats, cnp.ndarray logits, int num_threads, double scale):
     cdef Py_ssize_t rows = cnp.PyArray_DIMS(logits)[0], classes = cnp.PyArray_DIMS(logits)[1]
     cdef Py_ssize_t bad
     with nogil:
-        bad = _sparse(x, labels, loss, bp, stats, rows, classes, num_threads)
+        bad = _sparse(x, labels, loss, bp, stats, scale, rows, classes, num_threads)
     if bad == -2:
         raise MemoryError("no memory for the float16/bfloat16 scratch rows")
     return bad
@@ -407,97 +416,109 @@ cdef inline void *_data(cnp.ndarray a):
 
 
 def dense_f32(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-              cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+              cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+              double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'f', 4, 0)
     _run_dense(<const float *>_data(logits), <const float *>_data(labels), <float *>_data(loss),
-               <float *>_data(backprop), <double *>_data(stats), logits, num_threads)
+               <float *>_data(backprop), <double *>_data(stats), logits, num_threads, scale)
 
 
 def dense_f64(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-              cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+              cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+              double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'f', 8, 0)
     _run_dense(<const double *>_data(logits), <const double *>_data(labels), <double *>_data(loss),
-               <double *>_data(backprop), <double *>_data(stats), logits, num_threads)
+               <double *>_data(backprop), <double *>_data(stats), logits, num_threads, scale)
 
 
 def dense_f16(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-              cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+              cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+              double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'u', 2, 0)
     _run_dense(<const uint16_t *>_data(logits), <const uint16_t *>_data(labels),
                <uint16_t *>_data(loss), <uint16_t *>_data(backprop), <double *>_data(stats),
-               logits, num_threads)
+               logits, num_threads, scale)
 
 
 def dense_bf16(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-               cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+               cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+               double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'u', 2, 0)
     _run_dense(<const xent_bf16 *>_data(logits), <const xent_bf16 *>_data(labels),
                <xent_bf16 *>_data(loss), <xent_bf16 *>_data(backprop), <double *>_data(stats),
-               logits, num_threads)
+               logits, num_threads, scale)
 
 
 def sparse_f32_i32(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+                   double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'f', 4, 4)
     return _run_sparse(<const float *>_data(logits), <const int32_t *>_data(labels),
                        <float *>_data(loss), <float *>_data(backprop), <double *>_data(stats),
-                       logits, num_threads)
+                       logits, num_threads, scale)
 
 
 def sparse_f32_i64(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+                   double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'f', 4, 8)
     return _run_sparse(<const float *>_data(logits), <const int64_t *>_data(labels),
                        <float *>_data(loss), <float *>_data(backprop), <double *>_data(stats),
-                       logits, num_threads)
+                       logits, num_threads, scale)
 
 
 def sparse_f64_i32(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+                   double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'f', 8, 4)
     return _run_sparse(<const double *>_data(logits), <const int32_t *>_data(labels),
                        <double *>_data(loss), <double *>_data(backprop), <double *>_data(stats),
-                       logits, num_threads)
+                       logits, num_threads, scale)
 
 
 def sparse_f64_i64(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+                   double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'f', 8, 8)
     return _run_sparse(<const double *>_data(logits), <const int64_t *>_data(labels),
                        <double *>_data(loss), <double *>_data(backprop), <double *>_data(stats),
-                       logits, num_threads)
+                       logits, num_threads, scale)
 
 
 def sparse_f16_i32(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+                   double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'u', 2, 4)
     return _run_sparse(<const uint16_t *>_data(logits), <const int32_t *>_data(labels),
                        <uint16_t *>_data(loss), <uint16_t *>_data(backprop), <double *>_data(stats),
-                       logits, num_threads)
+                       logits, num_threads, scale)
 
 
 def sparse_f16_i64(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+                   cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+                   double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'u', 2, 8)
     return _run_sparse(<const uint16_t *>_data(logits), <const int64_t *>_data(labels),
                        <uint16_t *>_data(loss), <uint16_t *>_data(backprop), <double *>_data(stats),
-                       logits, num_threads)
+                       logits, num_threads, scale)
 
 
 def sparse_bf16_i32(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-                    cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+                    cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+                    double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'u', 2, 4)
     return _run_sparse(<const xent_bf16 *>_data(logits), <const int32_t *>_data(labels),
                        <xent_bf16 *>_data(loss), <xent_bf16 *>_data(backprop), <double *>_data(stats),
-                       logits, num_threads)
+                       logits, num_threads, scale)
 
 
 def sparse_bf16_i64(cnp.ndarray logits not None, cnp.ndarray labels not None, cnp.ndarray loss not None,
-                    cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads):
+                    cnp.ndarray backprop not None, cnp.ndarray stats not None, int num_threads,
+                    double scale=1.0):
     _check_args(logits, labels, loss, backprop, stats, b'u', 2, 8)
     return _run_sparse(<const xent_bf16 *>_data(logits), <const int64_t *>_data(labels),
                        <xent_bf16 *>_data(loss), <xent_bf16 *>_data(backprop), <double *>_data(stats),
-                       logits, num_threads)
+                       logits, num_threads, scale)
 
 
 # ---- shims that make the C helpers testable against numpy -------------------
@@ -550,25 +571,33 @@ def float_to_bf16(const float[::1] values, uint16_t[::1] out):
     _narrow_shim(values, out, True)
 
 
+# exp and log through the clone the kernels run in (see _xent_row.h)
+
+cdef int _check_out(Py_ssize_t n, Py_ssize_t size) except -1:
+    if size < n:
+        raise ValueError(f"out must hold {n} values, got {size}")
+    return 0
+
+
 def exp_f32(const float[::1] x, float[::1] out):
     """OUT = the kernels' float32 exp, valid for x <= 0, -inf and NaN."""
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(x.shape[0]):
-            out[i] = xent_expf(x[i])
+    _check_out(x.shape[0], out.shape[0])
+    if x.shape[0]:
+        with nogil:
+            xent_exp_block_f32(&x[0], &out[0], x.shape[0])
 
 
 def exp_f64(const double[::1] x, double[::1] out):
     """OUT = the kernels' float64 exp, valid for x <= 0, -inf and NaN."""
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(x.shape[0]):
-            out[i] = xent_exp(x[i])
+    _check_out(x.shape[0], out.shape[0])
+    if x.shape[0]:
+        with nogil:
+            xent_exp_block_f64(&x[0], &out[0], x.shape[0])
 
 
 def log_f64(const double[::1] x, double[::1] out):
     """OUT = the kernels' log, valid for positive normal x and NaN."""
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(x.shape[0]):
-            out[i] = xent_log(x[i])
+    _check_out(x.shape[0], out.shape[0])
+    if x.shape[0]:
+        with nogil:
+            xent_log_block(&x[0], &out[0], x.shape[0])

@@ -8,8 +8,18 @@
  *
  * Per row, with m = max_j x_j and e_j = exp(x_j - m):
  *     loss     = sum_j y_j * (log(sum_k e_k) - (x_j - m))     (TensorFlow's form)
- *     backprop = e_j / sum_k e_k - y_j
- * The log of a probability is never formed. Sums are accumulated in double.
+ *     backprop = scale * (e_j / sum_k e_k - y_j)
+ * The log of a probability is never formed. Sums are accumulated in double. The
+ * entry of the label (dense: of the largest label, if over 1/2) is formed from the
+ * sum of the other exps where softmax - y would cancel (xent_set_aside_*).
+ *
+ * The scale (a reduction folded into the backprop, 1/N for a mean) costs no pass
+ * of its own: e_j / sum_k e_k is formed as e_j * inv with inv = scale / sum_k e_k
+ * rounded once to the row's type, and the label term as y_j * sc with sc = scale
+ * rounded to it. With scale = 1, inv and sc are those of the unscaled kernel, so
+ * the results are the same bits; a power of two scales both exactly, so its
+ * results are exactly scale times the unscaled ones (barring under/overflow).
+ * The loss and the stats do not depend on the scale.
  *
  * IEEE semantics (no -ffast-math anywhere): a NaN anywhere in the row makes
  * sum_k e_k NaN, hence the whole row NaN; +inf gives m = inf and inf - inf = NaN;
@@ -53,21 +63,39 @@
 #define XENT_SIMD_SUM(v) XENT_PRAGMA(omp simd reduction(+:v))
 #define XENT_SIMD_SUM2(v, w) XENT_PRAGMA(omp simd reduction(+:v, w))
 #define XENT_SIMD_MAX(v) XENT_PRAGMA(omp simd reduction(max:v))
+#define XENT_SIMD_OR(v) XENT_PRAGMA(omp simd reduction(|:v))
+#define XENT_SIMD_MIN(v) XENT_PRAGMA(omp simd reduction(min:v))
 #else
 #define XENT_SIMD
 #define XENT_SIMD_SUM(v)
 #define XENT_SIMD_SUM2(v, w)
 #define XENT_SIMD_MAX(v)
+#define XENT_SIMD_OR(v)
+#define XENT_SIMD_MIN(v)
 #endif
 
 /* ---- branch-free exp for arguments in [-inf, 0] or NaN -------------------
  * glibc's scalar exp does not vectorize without fast-math flags. We use the
- * classic reduction x = k ln2 + r, |r| <= ln2/2, a polynomial for e^r, and
- * 2^k built from exponent bits. k is rounded with the 1.5 * 2^23 (2^52) magic
- * constant, which also leaves k in the low mantissa bits, so no float->int
- * conversion (undefined for NaN) is needed. 2^k is applied as two factors so
- * that results down to the smallest subnormal are right; a NaN argument is
- * returned as is. */
+ * classic reduction x = k ln2 + r, |r| <= ln2/2 (ln2 split in two, Cody and
+ * Waite), a polynomial for e^r, and 2^k built from exponent bits. k is rounded
+ * with a magic constant (1.5 * 2^23, 2^52 for double) which also leaves k in
+ * the low mantissa bits, so no float->int conversion (undefined for NaN) is
+ * needed; the constant carries an offset B + bias on top, so that shifting
+ * those bits into the exponent field gives s = 2^(k+B), a normal number, in
+ * two integer ops. e^x = (p 2^-B) * s with the polynomial's coefficients
+ * scaled by 2^-B: the one product rounds once, into the subnormals where
+ * needed, so results down to the smallest subnormal are right. A NaN argument
+ * gives p = NaN and so a NaN result whatever s is: no select is needed for it.
+ *
+ * The polynomials are minimax fits of e^r = 1 + r + r^2 q(r) on [-ln2/2, ln2/2]
+ * (Remez on the relative error of q; degree 6 for float: 9.5e-9 relative,
+ * 0.08 ulp; degree 11 for double: 1.6e-17, 0.07 ulp), evaluated by Horner down
+ * to the last step 1 + r * (...). Measured against expl over every float in
+ * [-110, 0]: at most 0.97 ulp where gcc contracts to fused multiply-adds (the
+ * x86-64-v3 and -v4 clones), 1.24 ulp in the baseline clone (separate multiply
+ * and add round twice per step). The Cephes form it replaced (degree 7, r^2
+ * term added before the 1) took two more operations per value and gave 1.01
+ * and 0.98 ulp. */
 /* Bit casts through memcpy: gcc folds them to register moves that the
  * vectorizer accepts (a union temporary blocks it). */
 static inline float xent_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
@@ -75,61 +103,53 @@ static inline uint32_t xent_bits_from_f32(float f) { uint32_t u; memcpy(&u, &f, 
 static inline double xent_f64_from_bits(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
 static inline uint64_t xent_bits_from_f64(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
 
+/* Horner's coefficients, from r^6 (r^11) down to 1, times 2^-B: the polynomial comes out
+ * as e^r * 2^-B, and one product with s = 2^(k+B) gives e^x. The factor is exact: each
+ * fused multiply-add of the scaled polynomial is the unscaled one times 2^-B, and the
+ * values stay far above the subnormals (c6 2^-64 ~ 7.5e-23); without fused multiply-adds
+ * a product p r can underflow only where it is below half an ulp of the term it joins. */
+#define XENT_F(c) ((c) * 0x1p-64f)
+#define XENT_D(c) ((c) * 0x1p-600)
+static const float xent_expf_poly[7] = {
+    XENT_F(1.390130980e-03f), XENT_F(8.363200058e-03f), XENT_F(4.166685409e-02f),
+    XENT_F(1.666657696e-01f), XENT_F(4.999999955e-01f), XENT_F(1.0f), XENT_F(1.0f)};
+static const double xent_exp_poly[12] = {
+    XENT_D(2.506819808563145e-08), XENT_D(2.762015965052805e-07), XENT_D(2.755735563612517e-06),
+    XENT_D(2.4801521158791302e-05), XENT_D(1.9841269784362932e-04), XENT_D(1.3888888917291198e-03),
+    XENT_D(8.333333333356363e-03), XENT_D(4.1666666666624004e-02), XENT_D(1.6666666666666644e-01),
+    XENT_D(5.000000000000001e-01), XENT_D(1.0), XENT_D(1.0)};
+#undef XENT_F
+#undef XENT_D
+
 static inline float xent_expf(float x)
 {
-    const float magic = 12582912.0f;               /* 1.5 * 2^23 */
-    float kf, k, r, p, scaled;
-    int32_t n;
+    /* 1.5 * 2^23 + B + 127 with B = 64: bits(kf) = 0x4B400000 + k + 191, whose low 9 bits
+     * shifted into the exponent field give 2^(k+64); k >= -150 keeps that normal */
+    const float magic = 12583103.0f;
+    float kf, k, r, p;
     x = x < -104.0f ? -104.0f : x;                 /* e^-104 < 2^-150: rounds to 0; NaN kept */
     kf = x * 1.44269504088896341f + magic;
     k = kf - magic;
-    n = (int32_t)(xent_bits_from_f32(kf) - 0x4B400000u);   /* k as an integer, from the mantissa */
-    r = x - k * 0.693359375f;                      /* ln2 split in two (Cephes) */
+    r = x - k * 0.693359375f;                      /* exact: k * 0.693359375 has 17 bits */
     r = r - k * -2.12194440e-4f;
-    /* Cephes expf minimax polynomial, about 1 ulp on |r| <= ln2/2 */
-    p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    /* p * 2^n as (p * 2^(n+64)) * 2^-64: the first factor only moves p's
-     * exponent (n + 64 >= -87 keeps it normal), the second rounds once, into
-     * the subnormals where needed. Cheaper than two 2^k factors. Adding to
-     * the exponent bits would turn a NaN p into a number, hence the guard. */
-    scaled = xent_f32_from_bits(xent_bits_from_f32(p) + ((uint32_t)(n + 64) << 23)) * 0x1p-64f;
-    return x != x ? x : scaled;
+    p = xent_expf_poly[0];
+    for (int i = 1; i < 7; i++) p = p * r + xent_expf_poly[i];
+    return p * xent_f32_from_bits(xent_bits_from_f32(kf) << 23);
 }
 
 static inline double xent_exp(double x)
 {
-    const double magic = 6755399441055744.0;       /* 1.5 * 2^52 */
-    double kf, k, r, p, scaled;
-    int32_t n;
+    /* 1.5 * 2^52 + B + 1023 with B = 600: s = 2^(k+600), normal for k >= -1077 */
+    const double magic = 6755399441057367.0;
+    double kf, k, r, p;
     x = x < -746.0 ? -746.0 : x;                   /* below half the smallest subnormal; NaN kept */
     kf = x * 1.4426950408889634074 + magic;
     k = kf - magic;
-    n = (int32_t)(uint32_t)xent_bits_from_f64(kf);   /* low mantissa bits: k + 2^51 = k mod 2^32 */
-    r = x - k * 6.93147180369123816490e-01;        /* ln2 hi/lo (fdlibm) */
+    r = x - k * 6.93147180369123816490e-01;        /* ln2 hi/lo (fdlibm): the first product exact */
     r = r - k * 1.90821492927058770002e-10;
-    /* Taylor to r^13: remainder |r|^14/14! < 5e-18 on |r| <= ln2/2 (to r^12 left 2 ulp) */
-    p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r * r + r + 1.0;
-    /* as in xent_expf: n + 600 >= -477 keeps p * 2^(n+600) normal */
-    scaled = xent_f64_from_bits(xent_bits_from_f64(p) + ((uint64_t)(int64_t)(n + 600) << 52)) * 0x1p-600;
-    return x != x ? x : scaled;
+    p = xent_exp_poly[0];
+    for (int i = 1; i < 12; i++) p = p * r + xent_exp_poly[i];
+    return p * xent_f64_from_bits(xent_bits_from_f64(kf) << 52);
 }
 
 /* ---- branch-free log for positive normal x or NaN --------------------------
@@ -225,9 +245,10 @@ static inline uint16_t xent_float_to_bf16(float f)
 }
 
 /* ---- the row kernels ------------------------------------------------------
- * x, y: IN, one row of logits / labels; bp: OUT, the row of backprop (it first
- * holds e_j, then is rescaled in place, so no scratch row is needed); stats: OUT,
- * the row's max and log-sum (xent_put_stats). Returns the row's loss.
+ * x, y: IN, one row of logits / labels; bp: OUT, the row of backprop, times
+ * scale (it first holds e_j, then is rescaled in place, so no scratch row is
+ * needed); stats: OUT, the row's max and log-sum (xent_put_stats). Returns the
+ * row's loss.
  *
  * Each pass runs over the whole 64-byte blocks of the row, then over the tail
  * copied into a 64-byte block padded with logit -inf and label 0, which are
@@ -251,6 +272,26 @@ static inline void xent_put_stats(double *restrict stats, double m, double lsum)
     stats[1] = lsum;
 }
 
+/* The backprop of the class k set aside in the row's sum (the sparse label; for dense
+ * labels, the first class whose label is over 1/2, else none), where
+ * sum = others + e_k. Where softmax_k = e_k / sum is over 1/2 (e_k > others), e_k * inv
+ * - y_k cancels when y_k is near it: a probability 1 - 1e-9 rounds to 1 in float32,
+ * and the entry for y_k = 1 to 0 instead of -1e-9. There the entry is formed as
+ * scale * (e_k (1 - y_k) - y_k others) / sum in double from the sum of the others
+ * (which keeps their relative accuracy) and rounded once to T; for y_k = 1 that is
+ * -scale * others / sum. Elsewhere there is no cancellation to avoid, and the entry is
+ * formed as every other one is (fewer roundings when y_k is not 1). */
+#define XENT_DEFINE_SET_ASIDE(T, SUF)                                           \
+static inline T xent_set_aside_##SUF(T ek, T yk, double others, double sum,     \
+                                     T inv, T sc, double scale)                 \
+{                                                                               \
+    if ((double)ek > others)                                                    \
+        return (T)((((double)ek * (1.0 - (double)yk) - (double)yk * others) / sum) * scale); \
+    return ek * inv - yk * sc;                                                  \
+}
+XENT_DEFINE_SET_ASIDE(float, f32)
+XENT_DEFINE_SET_ASIDE(double, f64)
+
 #define XENT_DEFINE_ROWS(T, SUF, EXP)                                           \
 static inline T xent_max_##SUF(const T *restrict x, ptrdiff_t n, T m)           \
 {                                                                               \
@@ -259,33 +300,62 @@ static inline T xent_max_##SUF(const T *restrict x, ptrdiff_t n, T m)           
     return m;                                                                   \
 }                                                                               \
                                                                                 \
-/* OUT e_j = exp(x_j - m); returns sum_j e_j, accumulated in double */          \
-static inline double xent_exp_sum_##SUF(const T *restrict x, T m, T *restrict e, \
-                                        ptrdiff_t n)                            \
+/* the first j with y_j > 1/2, or n: a search by blocks of 4 vectors that stops \
+ * at the block holding it (a one-hot row: half the row on average; gcc reduces \
+ * each block's test across its lanes, ~15 dependent ops) */                    \
+static inline ptrdiff_t xent_find_##SUF(const T *restrict y, ptrdiff_t n)       \
+{                                                                               \
+    enum { B = 4 * 64 / sizeof(T) };                                            \
+    ptrdiff_t i = 0;                                                            \
+    for (; i + B <= n; i += B) {                                                \
+        int hit = 0;                                                            \
+        XENT_SIMD_OR(hit)                                                       \
+        for (ptrdiff_t j = 0; j < B; j++) hit |= y[i + j] > (T)0.5;             \
+        if (hit) break;                                                         \
+    }                                                                           \
+    for (; i < n; i++)                                                          \
+        if (y[i] > (T)0.5) return i;                                            \
+    return n;                                                                   \
+}                                                                               \
+                                                                                \
+/* OUT e_j = exp(x_j - m) */                                                    \
+static inline void xent_exp_row_##SUF(const T *restrict x, T m, T *restrict e,  \
+                                      ptrdiff_t n)                              \
+{                                                                               \
+    XENT_SIMD                                                                   \
+    for (ptrdiff_t j = 0; j < n; j++) e[j] = EXP(x[j] - m);                     \
+}                                                                               \
+                                                                                \
+/* sum_j e_j, accumulated in double. A pass of its own over the e_j just        \
+ * written (in L1): summed inside the exp loop, the conversions and adds cost   \
+ * more than this pass does (measured: 0.21 against 0.16 ns per float32 logit  \
+ * for the two; a tree over blocks of 64, for accuracy, made rows slower) */    \
+static inline double xent_sum_##SUF(const T *restrict e, ptrdiff_t n)           \
 {                                                                               \
     double sum = 0.0;                                                           \
     XENT_SIMD_SUM(sum)                                                          \
-    for (ptrdiff_t j = 0; j < n; j++) {                                         \
-        T v = EXP(x[j] - m);                                                    \
-        e[j] = v;                                                               \
-        sum += (double)v;                                                       \
-    }                                                                           \
+    for (ptrdiff_t j = 0; j < n; j++) sum += (double)e[j];                      \
     return sum;                                                                 \
 }                                                                               \
                                                                                 \
-/* bp_j = e_j * inv - y_j in place; adds sum_j y_j and sum_j y_j (x_j - m) */   \
+/* bp_j = e_j * inv - y_j * sc in place (inv = scale / sum, sc = scale, both    \
+ * rounded to T); adds sum_j y_j and sum_j y_j (x_j - m) */                     \
 static inline void xent_dense_finish_##SUF(const T *restrict x, const T *restrict y, \
-    T *restrict bp, T inv, T m, ptrdiff_t n, double *ysum_io, double *ydot_io)  \
+    T *restrict bp, T inv, T sc, T m, ptrdiff_t n, double *ysum_io, double *ydot_io) \
 {                                                                               \
-    double ysum = 0.0, ydot = 0.0;                                              \
+    double ysum = 0.0, ydot = 0.0, md = (double)m;                              \
     /* 0 * (-inf) would be NaN: a zero label contributes its limit, 0. The      \
      * difference in double: in float32, x - m overflows for finite logits      \
-     * (3e38 - -3e38) where the loss is finite (the short rows do the same) */  \
+     * (3e38 - -3e38) where the loss is finite (the short rows do the same).    \
+     * The product is formed for every j and dropped where y_j = 0: written as  \
+     * y_j != 0 ? y_j (x_j - m) : 0, gcc masks the conversions and the loop     \
+     * took twice as long (measured). */                                        \
     XENT_SIMD_SUM2(ysum, ydot)                                                  \
     for (ptrdiff_t j = 0; j < n; j++) {                                         \
-        bp[j] = bp[j] * inv - y[j];                                             \
-        ysum += (double)y[j];                                                   \
-        ydot += y[j] != 0 ? (double)y[j] * ((double)x[j] - (double)m) : 0.0;    \
+        const double yd = (double)y[j], term = yd * ((double)x[j] - md);        \
+        bp[j] = bp[j] * inv - y[j] * sc;                                        \
+        ysum += yd;                                                             \
+        ydot += y[j] != 0 ? term : 0.0;                                         \
     }                                                                           \
     *ysum_io += ysum;                                                           \
     *ydot_io += ydot;                                                           \
@@ -297,13 +367,29 @@ static inline void xent_scale_##SUF(T *restrict bp, T inv, ptrdiff_t n)         
     for (ptrdiff_t j = 0; j < n; j++) bp[j] = bp[j] * inv;                      \
 }                                                                               \
                                                                                 \
+/* The row's e_j, summed with the e of class k set aside (k = n: none): OUT     \
+ * *ek = e_k (its slot in bp or et zeroed), *others = sum_{j != k} e_j;         \
+ * returns the row's sum, others + e_k, or NaN (XENT_VALID_SUM) */              \
+static inline double xent_split_sum_##SUF(T *restrict bp, T *restrict et,       \
+    ptrdiff_t body, ptrdiff_t n, ptrdiff_t k, T *ek, double *others)            \
+{                                                                               \
+    enum { W = 64 / sizeof(T) };                                                \
+    T *slot = k < body ? bp + k : et + (k - body);  /* k = n: past the tail */  \
+    *ek = k < n ? *slot : (T)0;                                                 \
+    if (k < n) *slot = (T)0;                                                    \
+    *others = xent_sum_##SUF(bp, body) + xent_sum_##SUF(et, W);                 \
+    return XENT_VALID_SUM(*others + (double)*ek);                               \
+}                                                                               \
+                                                                                \
 XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             \
-    const T *restrict y, T *restrict bp, ptrdiff_t n, double *restrict stats)   \
+    const T *restrict y, T *restrict bp, ptrdiff_t n, double scale,             \
+    double *restrict stats)                                                     \
 {                                                                               \
     enum { W = 64 / sizeof(T) };                                                \
     const ptrdiff_t body = n - n % W, tail = n - body;                          \
-    T xt[W], yt[W], et[W], m, inv;                                              \
-    double sum, lsum, ysum = 0.0, ydot = 0.0;                                   \
+    T xt[W], yt[W], et[W], m, ek, inv, sc = (T)scale;                           \
+    double sum, others, lsum, ysum = 0.0, ydot = 0.0;                           \
+    ptrdiff_t k;                                                                \
     for (ptrdiff_t j = 0; j < W; j++) {                                         \
         xt[j] = j < tail ? x[body + j] : -INFINITY;                             \
         yt[j] = j < tail ? y[body + j] : 0;                                     \
@@ -311,12 +397,18 @@ XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             
     m = xent_max_##SUF(xt, W, xent_max_##SUF(x, body, -INFINITY));              \
     XENT_PREFETCH_ROW(T, x + n, n);                                             \
     XENT_PREFETCH_ROW(T, y + n, n);                                             \
-    sum = xent_exp_sum_##SUF(x, m, bp, body) + xent_exp_sum_##SUF(xt, m, et, W); \
-    sum = XENT_VALID_SUM(sum);                                                  \
-    inv = (T)(1.0 / sum);                                                       \
-    xent_dense_finish_##SUF(x, y, bp, inv, m, body, &ysum, &ydot);              \
-    xent_dense_finish_##SUF(xt, yt, et, inv, m, W, &ysum, &ydot);               \
+    xent_exp_row_##SUF(x, m, bp, body);                                         \
+    xent_exp_row_##SUF(xt, m, et, W);                                           \
+    /* k: the first class whose label is over 1/2, or none (xent_set_aside_*) */ \
+    k = xent_find_##SUF(y, body);                                               \
+    k = k < body ? k : body + xent_find_##SUF(yt, W);                           \
+    k = k < n ? k : n;                                                          \
+    sum = xent_split_sum_##SUF(bp, et, body, n, k, &ek, &others);               \
+    inv = (T)(scale / sum);                                                     \
+    xent_dense_finish_##SUF(x, y, bp, inv, sc, m, body, &ysum, &ydot);          \
+    xent_dense_finish_##SUF(xt, yt, et, inv, sc, m, W, &ysum, &ydot);           \
     for (ptrdiff_t j = 0; j < tail; j++) bp[body + j] = et[j];                  \
+    if (k < n) bp[k] = xent_set_aside_##SUF(ek, y[k], others, sum, inv, sc, scale); \
     lsum = log(sum);                                                            \
     xent_put_stats(stats, (double)m, lsum);                                     \
     /* NaN row: log(sum) is NaN, so is the loss */                              \
@@ -324,22 +416,24 @@ XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             
 }                                                                               \
                                                                                 \
 XENT_CLONES static double xent_sparse_row_##SUF(const T *restrict x,            \
-    ptrdiff_t label, T *restrict bp, ptrdiff_t n, double *restrict stats)       \
+    ptrdiff_t label, T *restrict bp, ptrdiff_t n, double scale,                 \
+    double *restrict stats)                                                     \
 {                                                                               \
     enum { W = 64 / sizeof(T) };                                                \
     const ptrdiff_t body = n - n % W, tail = n - body;                          \
-    T xt[W], et[W], m, inv;                                                     \
-    double sum, lsum;                                                           \
+    T xt[W], et[W], m, ek, inv, sc = (T)scale;                                  \
+    double sum, others, lsum;                                                   \
     for (ptrdiff_t j = 0; j < W; j++) xt[j] = j < tail ? x[body + j] : -INFINITY; \
     m = xent_max_##SUF(xt, W, xent_max_##SUF(x, body, -INFINITY));              \
     XENT_PREFETCH_ROW(T, x + n, n);                                             \
-    sum = xent_exp_sum_##SUF(x, m, bp, body) + xent_exp_sum_##SUF(xt, m, et, W); \
-    sum = XENT_VALID_SUM(sum);                                                  \
-    inv = (T)(1.0 / sum);                                                       \
+    xent_exp_row_##SUF(x, m, bp, body);                                         \
+    xent_exp_row_##SUF(xt, m, et, W);                                           \
+    sum = xent_split_sum_##SUF(bp, et, body, n, label, &ek, &others);           \
+    inv = (T)(scale / sum);                                                     \
     xent_scale_##SUF(bp, inv, body);                                            \
     xent_scale_##SUF(et, inv, W);                                               \
     for (ptrdiff_t j = 0; j < tail; j++) bp[body + j] = et[j];                  \
-    bp[label] -= (T)1;                                                          \
+    bp[label] = xent_set_aside_##SUF(ek, (T)1, others, sum, inv, sc, scale);    \
     lsum = log(sum);                                                            \
     xent_put_stats(stats, (double)m, lsum);                                     \
     return lsum - ((double)x[label] - (double)m);                               \
@@ -369,9 +463,9 @@ XENT_DEFINE_ROWS(double, f64, xent_exp)
  *
  * Dense and sparse rows share everything but how the label block is formed:
  * the labels row itself, or a one-hot block for a class index. That hook also
- * gives the row's loss as scale * log(sum) - shift: dense, scale = sum_j y_j
+ * gives the row's loss as ysum * log(sum) - shift: dense, ysum = sum_j y_j
  * and shift = sum_j y_j (x_j - m), both in double (a zero label contributes 0,
- * also at a -inf logit); sparse, scale = 1 and shift = x_label - m, so the loss
+ * also at a -inf logit); sparse, ysum = 1 and shift = x_label - m, so the loss
  * is log(sum) - shift exactly. The arithmetic per row is otherwise that of
  * xent_*_row_* (the sums' order aside). A sparse label outside [0, n) leaves
  * its row alone (loss NaN) and is counted in the return value. */
@@ -424,38 +518,51 @@ static inline T xent_short_max_##SUF(const T *restrict t)                       
     return m;                                                                   \
 }                                                                               \
                                                                                 \
-/* IN t = logits block, OUT t = backprop (softmax - y); returns sum_k e_k */    \
-static inline double xent_short_backprop_##SUF(T *restrict t, const T *restrict y, T m) \
+/* IN t = logits block, OUT t = backprop, scale * (softmax - y), formed as in     \
+ * xent_dense_finish_*, but for class k, which is set aside in the sum and      \
+ * formed by xent_set_aside_*, as in the long rows (k = W: none); returns the   \
+ * sum of the e_j */                                                            \
+static inline double xent_short_backprop_##SUF(T *restrict t, const T *restrict y, T m, \
+                                               double scale, ptrdiff_t k)       \
 {                                                                               \
-    double s[XENT_SHORT_ROW];                                                   \
-    T inv;                                                                      \
+    double s[XENT_SHORT_ROW], sum;                                              \
+    T inv, sc = (T)scale, ek;                                                   \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) {                            \
         t[j] = EXP(t[j] - m);                                                   \
-        s[j] = (double)t[j];                                                    \
+        s[j] = j == k ? 0.0 : (double)t[j];                                     \
     }                                                                           \
+    ek = k < XENT_SHORT_ROW ? t[k] : (T)0;                                      \
     xent_short_sum(s);                                                          \
-    s[0] = XENT_VALID_SUM(s[0]);                                                \
-    inv = (T)(1.0 / s[0]);                                                      \
+    sum = XENT_VALID_SUM(s[0] + (double)ek);                                    \
+    inv = (T)(scale / sum);                                                     \
     XENT_SIMD                                                                   \
-    for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) t[j] = t[j] * inv - y[j];    \
-    return s[0];                                                                \
+    for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) t[j] = t[j] * inv - y[j] * sc; \
+    if (k < XENT_SHORT_ROW) t[k] = xent_set_aside_##SUF(ek, y[k], s[0], sum, inv, sc, scale); \
+    return sum;                                                                 \
 }                                                                               \
                                                                                 \
-/* label hook, dense: OUT y = the labels row; always a valid row */            \
+/* label hook, dense: OUT y = the labels row, *k = the first class whose label is \
+ * over 1/2, else W; always a valid row */                                      \
 static inline int xent_dense_short_labels_##SUF(const T *restrict labels,       \
     ptrdiff_t i, ptrdiff_t n, int whole, const T *restrict t, T m,              \
-    T *restrict y, double *scale, double *shift)                                \
+    T *restrict y, double *ysum, double *shift, ptrdiff_t *k)                   \
 {                                                                               \
     double ys[XENT_SHORT_ROW], yd[XENT_SHORT_ROW];                              \
+    int first = XENT_SHORT_ROW;                                                 \
     xent_short_load_##SUF(y, labels + i * n, n, whole, (T)0);                   \
+    XENT_SIMD_MIN(first)                                                        \
+    for (int j = 0; j < XENT_SHORT_ROW; j++) first = y[j] > (T)0.5 && j < first ? j : first; \
+    *k = first;                 /* lanes past n hold label 0 */                 \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) {                            \
+        const double term = (double)y[j] * ((double)t[j] - (double)m);          \
         ys[j] = (double)y[j];                                                   \
-        /* 0 * (-inf) would be NaN: a zero label contributes its limit, 0 */    \
-        yd[j] = y[j] != 0 ? (double)y[j] * ((double)t[j] - (double)m) : 0.0;    \
+        /* 0 * (-inf) would be NaN: a zero label contributes its limit, 0       \
+         * (the product formed for every j, as in xent_dense_finish_*) */       \
+        yd[j] = y[j] != 0 ? term : 0.0;                                         \
     }                                                                           \
-    *scale = xent_short_sum(ys);                                                \
+    *ysum = xent_short_sum(ys);                                                 \
     *shift = xent_short_sum(yd);                                                \
     return 1;                                                                   \
 }
@@ -464,14 +571,15 @@ static inline int xent_dense_short_labels_##SUF(const T *restrict labels,       
 #define XENT_DEFINE_SPARSE_SHORT_LABELS(T, SUF, I, ISUF)                        \
 static inline int xent_sparse_short_labels_##SUF##_##ISUF(const I *restrict labels, \
     ptrdiff_t i, ptrdiff_t n, int whole, const T *restrict t, T m,              \
-    T *restrict y, double *scale, double *shift)                                \
+    T *restrict y, double *ysum, double *shift, ptrdiff_t *k)                   \
 {                                                                               \
     const ptrdiff_t label = (ptrdiff_t)labels[i];                               \
     (void)whole;                                                                \
     if (label < 0 || label >= n) return 0;                                      \
+    *k = label;                                                                 \
     XENT_SIMD                                                                   \
     for (ptrdiff_t j = 0; j < XENT_SHORT_ROW; j++) y[j] = j == label ? (T)1 : (T)0; \
-    *scale = 1.0;                                                               \
+    *ysum = 1.0;                                                                \
     *shift = (double)t[label] - (double)m;                                      \
     return 1;                                                                   \
 }
@@ -481,28 +589,30 @@ static inline int xent_sparse_short_labels_##SUF##_##ISUF(const I *restrict labe
 #define XENT_DEFINE_SHORT_ROWS(KIND, T, SUF, LABEL_T, LSUF)                     \
 XENT_CLONES static ptrdiff_t xent_##KIND##_short_rows_##SUF##LSUF(              \
     const T *restrict x, const LABEL_T *restrict labels, T *restrict loss,      \
-    T *restrict bp, double *restrict stats, ptrdiff_t rows, ptrdiff_t n)        \
+    T *restrict bp, double scale, double *restrict stats, ptrdiff_t rows,       \
+    ptrdiff_t n)                                                                \
 {                                                                               \
     enum { W = XENT_SHORT_ROW, G = XENT_SHORT_GROUP };                          \
     ptrdiff_t bad = 0;                                                          \
     for (ptrdiff_t i0 = 0; i0 < rows; i0 += G) {                                \
-        /* per row of the group: loss = scale * log(sum) - shift; logs once per group */ \
-        double sums[G], scales[G], shifts[G], logs[G], maxes[G];                \
-        for (ptrdiff_t g = 0; g < G; g++) { sums[g] = 1.0; scales[g] = 1.0; shifts[g] = 0.0; } \
+        /* per row of the group: loss = ysum * log(sum) - shift; logs once per group */ \
+        double sums[G], ysums[G], shifts[G], logs[G], maxes[G];                 \
+        for (ptrdiff_t g = 0; g < G; g++) { sums[g] = 1.0; ysums[g] = 1.0; shifts[g] = 0.0; } \
         for (ptrdiff_t g = 0; g < G && i0 + g < rows; g++) {                    \
             const ptrdiff_t i = i0 + g;                                         \
             const int whole = i * n + W <= rows * n;                            \
             T t[W], y[W], m;                                                    \
+            ptrdiff_t k;                                                        \
             xent_short_load_##SUF(t, x + i * n, n, whole, -INFINITY);           \
             m = xent_short_max_##SUF(t);                                        \
             maxes[g] = (double)m;                                               \
             if (!xent_##KIND##_short_labels_##SUF##LSUF(labels, i, n, whole, t, m, y, \
-                                                        &scales[g], &shifts[g])) { \
+                                                        &ysums[g], &shifts[g], &k)) { \
                 sums[g] = NAN;          /* loss and stats NaN */                \
                 bad++;                                                          \
                 continue;                                                       \
             }                                                                   \
-            sums[g] = xent_short_backprop_##SUF(t, y, m);                       \
+            sums[g] = xent_short_backprop_##SUF(t, y, m, scale, k);             \
             xent_short_store_##SUF(bp + i * n, t, n, whole);                    \
         }                                                                       \
         XENT_SIMD                                                               \
@@ -510,7 +620,7 @@ XENT_CLONES static ptrdiff_t xent_##KIND##_short_rows_##SUF##LSUF(              
         /* a plain trip count, so that this loop vectorizes too */              \
         XENT_SIMD                                                               \
         for (ptrdiff_t g = 0; g < (rows - i0 < G ? rows - i0 : G); g++) {       \
-            loss[i0 + g] = (T)(scales[g] * logs[g] - shifts[g]);                \
+            loss[i0 + g] = (T)(ysums[g] * logs[g] - shifts[g]);                 \
             xent_put_stats(stats + 2 * (i0 + g), maxes[g], logs[g]);            \
         }                                                                       \
     }                                                                           \
@@ -530,32 +640,28 @@ XENT_DEFINE_SHORT_ROWS(sparse, float, f32, int64_t, _i64)
 XENT_DEFINE_SHORT_ROWS(sparse, double, f64, int32_t, _i32)
 XENT_DEFINE_SHORT_ROWS(sparse, double, f64, int64_t, _i64)
 
+/* OUT dst[j] = F(src[j]) over an array, in one clone */
+#define XENT_DEFINE_MAP(NAME, IN, OUT, F)                                       \
+XENT_CLONES static void NAME(const IN *restrict src, OUT *restrict dst, ptrdiff_t n) \
+{                                                                               \
+    XENT_SIMD                                                                   \
+    for (ptrdiff_t j = 0; j < n; j++) dst[j] = F(src[j]);                       \
+}
+
 /* ---- float16 and bfloat16 rows: widened into float32 scratch by blocks of rows, run
  * through the float32 rows code above (short or long, as float32 rows would be: the same
  * results, then rounded once), narrowed back. The loops are per block, not per element
  * inside the row code, so the float32 code stays as it is. */
-XENT_CLONES static void xent_widen_f16(const uint16_t *restrict src, float *restrict dst, ptrdiff_t n)
-{
-    XENT_SIMD
-    for (ptrdiff_t j = 0; j < n; j++) dst[j] = xent_half_to_float(src[j]);
-}
+XENT_DEFINE_MAP(xent_widen_f16, uint16_t, float, xent_half_to_float)
+XENT_DEFINE_MAP(xent_narrow_f16, float, uint16_t, xent_float_to_half)
+XENT_DEFINE_MAP(xent_widen_bf16, uint16_t, float, xent_bf16_to_float)
+XENT_DEFINE_MAP(xent_narrow_bf16, float, uint16_t, xent_float_to_bf16)
 
-XENT_CLONES static void xent_narrow_f16(const float *restrict src, uint16_t *restrict dst, ptrdiff_t n)
-{
-    XENT_SIMD
-    for (ptrdiff_t j = 0; j < n; j++) dst[j] = xent_float_to_half(src[j]);
-}
-
-XENT_CLONES static void xent_widen_bf16(const uint16_t *restrict src, float *restrict dst, ptrdiff_t n)
-{
-    XENT_SIMD
-    for (ptrdiff_t j = 0; j < n; j++) dst[j] = xent_bf16_to_float(src[j]);
-}
-
-XENT_CLONES static void xent_narrow_bf16(const float *restrict src, uint16_t *restrict dst, ptrdiff_t n)
-{
-    XENT_SIMD
-    for (ptrdiff_t j = 0; j < n; j++) dst[j] = xent_float_to_bf16(src[j]);
-}
+/* ---- the exp and the log over an array, for the test shims in _xent.pyx: in the clone
+ * the kernels run in, so that the tests measure the arithmetic the kernels use (the
+ * x86-64-v3/v4 clones contract multiply-adds, the baseline one does not). */
+XENT_DEFINE_MAP(xent_exp_block_f32, float, float, xent_expf)
+XENT_DEFINE_MAP(xent_exp_block_f64, double, double, xent_exp)
+XENT_DEFINE_MAP(xent_log_block, double, double, xent_log)
 
 #endif /* MINIGRAD_XENT_ROW_H */

@@ -58,17 +58,6 @@ def _check_logits(logits):
         raise TypeError(f"logits must be {_LOGIT_NAMES}, got {logits.dtype}")
 
 
-def _scaled(backprop, scale):
-    """``backprop`` times ``scale``, in place: an interim second pass until the kernels take
-    the scale themselves."""
-    if scale != 1:
-        wide = backprop.astype(np.float32) if backprop.dtype.itemsize == 2 else backprop
-        np.multiply(wide, scale, out=wide, casting="unsafe")
-        if wide is not backprop:
-            backprop[...] = wide
-    return backprop
-
-
 def dense_loss_backprop(logits, labels, scale=1.0):
     """Softmax cross-entropy against probability rows, with its gradient.
 
@@ -78,12 +67,14 @@ def dense_loss_backprop(logits, labels, scale=1.0):
         or float64. float16 and bfloat16 are computed in float32 and rounded once.
     labels : ndarray, same shape and dtype as logits
     scale : float
-        Multiplies the backprop (a reduction folded in: 1/N for a mean); not the loss.
+        Multiplies the backprop (a reduction folded in: 1/N for a mean), inside the kernel's
+        pass over the row; not the loss, not the stats. ``scale=1`` gives bit for bit the
+        unscaled backprop, and a power of two scales it exactly (barring under/overflow).
 
     Returns
     -------
     loss : ndarray [batch], ``sum_j labels_j * (logsumexp(logits) - logits_j)``
-    backprop : ndarray [batch, classes], ``softmax(logits) - labels``
+    backprop : ndarray [batch, classes], ``scale * (softmax(logits) - labels)``
     stats : ndarray [batch, 2], float64: each row's max logit ``m`` and
         ``log(sum_k exp(logits_k - m))``, as the kernel computed them (in float32 for
         float16/bfloat16). ``logsumexp = m + stats[:, 1]``, and ``-log_softmax(logits)_j =
@@ -111,10 +102,10 @@ def dense_loss_backprop(logits, labels, scale=1.0):
     kernel, bits = _DENSE[logits.dtype]
     if bits:
         kernel(logits.view(np.uint16), labels.view(np.uint16), loss.view(np.uint16),
-               backprop.view(np.uint16), stats, threads_for(logits.size))
+               backprop.view(np.uint16), stats, threads_for(logits.size), scale)
     else:
-        kernel(logits, labels, loss, backprop, stats, threads_for(logits.size))
-    return loss, _scaled(backprop, scale), stats
+        kernel(logits, labels, loss, backprop, stats, threads_for(logits.size), scale)
+    return loss, backprop, stats
 
 
 def sparse_loss_backprop(logits, labels, labels_shape=None, scale=1.0):
@@ -133,7 +124,7 @@ def sparse_loss_backprop(logits, labels, labels_shape=None, scale=1.0):
     Returns
     -------
     loss : ndarray [batch], ``logsumexp(logits) - logits[label]``
-    backprop : ndarray [batch, classes], ``softmax(logits) - one_hot(labels)``
+    backprop : ndarray [batch, classes], ``scale * (softmax(logits) - one_hot(labels))``
     stats : ndarray [batch, 2], float64: max and log-sum per row, as in
         ``dense_loss_backprop``
 
@@ -164,12 +155,12 @@ def sparse_loss_backprop(logits, labels, labels_shape=None, scale=1.0):
     kernel, bits = found
     if bits:
         bad = kernel(logits.view(np.uint16), labels, loss.view(np.uint16), backprop.view(np.uint16),
-                     stats, threads_for(logits.size))
+                     stats, threads_for(logits.size), scale)
     else:
-        bad = kernel(logits, labels, loss, backprop, stats, threads_for(logits.size))
+        bad = kernel(logits, labels, loss, backprop, stats, threads_for(logits.size), scale)
     if bad >= 0:
         shape = labels.shape if labels_shape is None else tuple(labels_shape)
         position = ", ".join(str(int(k)) for k in np.unravel_index(bad, shape)) or "()"
         raise ValueError(f"labels[{position}] = {labels[bad]} is out of range: "
                          f"expected a class index in [0, {logits.shape[1]})")
-    return loss, _scaled(backprop, scale), stats
+    return loss, backprop, stats

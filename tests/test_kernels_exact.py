@@ -31,14 +31,16 @@ SUFFIX = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f6
 F64_EPS = np.finfo(np.float64).eps
 
 
-def run(kind, logits, labels, threads=1):
-    """The raw kernel for ``logits``' dtype on C-contiguous arrays: (loss, backprop, stats)."""
+def run(kind, logits, labels, threads=1, **scale):
+    """The raw kernel for ``logits``' dtype on C-contiguous arrays: (loss, backprop, stats);
+    ``scale=`` passed on if given."""
     dtype = logits.dtype
     bits = np.uint16 if dtype.itemsize == 2 else dtype
     name = f"{kind}_{SUFFIX[dtype.name]}" + ("_i64" if kind == "sparse" else "")
     loss, backprop, stats = np.empty(len(logits), dtype), np.empty(logits.shape, dtype), np.empty((len(logits), 2))
     labels = labels.view(bits) if kind == "dense" else labels.astype(np.int64)
-    bad = getattr(_xent, name)(logits.view(bits), labels, loss.view(bits), backprop.view(bits), stats, threads)
+    bad = getattr(_xent, name)(logits.view(bits), labels, loss.view(bits), backprop.view(bits), stats, threads,
+                               **scale)
     assert bad in (None, -1)
     return loss, backprop, stats
 
@@ -243,6 +245,88 @@ def test_sparse_equals_dense_one_hot(dtype):
         assert_within(sparse[1], dense[1], 0.0, "label column")
 
 
+# ---- the backprop's scale (a reduction folded into the kernel) ------------------------------
+
+def same_bits(a, b):
+    return np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", EVERY)
+def test_scale_one_is_the_unscaled_kernel_and_powers_of_two_are_exact(dtype):
+    """inv = scale / sum and sc = scale are rounded once to the row's type: scale = 1 gives
+    the unscaled bits, and a power of two scales every backprop exactly where it is a normal
+    number before and after (a subnormal one has fewer bits on one side). Loss and stats do
+    not depend on the scale."""
+    dtype = np.dtype(_dtypes.as_dtype(dtype))
+    compute = np.float64 if dtype == np.float64 else np.float32
+    for kind in ("dense", "sparse"):
+        for classes in (1, 3, 16, 17, 300):
+            x, labels = problem(kind, dtype, classes, batch_for(classes), seed=classes + 5)
+            for threads in (1, 2):
+                plain = run(kind, x, labels, threads)
+                one = run(kind, x, labels, threads, scale=1.0)
+                assert all(same_bits(a, b) for a, b in zip(plain, one))
+                for k in (-12, -1, 3):
+                    loss, backprop, stats = run(kind, x, labels, threads, scale=2.0 ** k)
+                    assert same_bits(loss, plain[0]) and same_bits(stats, plain[2])
+                    if dtype.itemsize == 2:
+                        continue   # rounded from float32: checked against the float32 kernel below
+                    want = plain[1].astype(compute) * compute(2.0 ** k)
+                    tiny = np.finfo(compute).tiny       # subnormal before or after: not exact
+                    normal = (np.abs(want) >= tiny) & (np.abs(plain[1]) >= tiny)
+                    np.testing.assert_array_equal(np.isnan(backprop), np.isnan(want))
+                    assert same_bits(backprop[normal], want[normal].astype(dtype))
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("classes", [1, 2, 10, 16, 17, 100, 1000])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scaled_backprop_within_the_error_model(dtype, classes, kind):
+    """scale * (softmax - y) against the float64 reference times scale: the unscaled bound
+    times |scale|, plus the rounding of y_j * sc (sc = scale rounded to the row's type, then
+    the product rounded: at most eps |scale y_j|), plus |scale| times the smallest subnormal
+    for an e_j that fell in the subnormals (its absolute error, up to half of that, is
+    within the unscaled result's own last-place slack, but a scale above 1 magnifies it)."""
+    x, labels = problem(kind, dtype, classes, batch_for(classes), seed=classes + 6)
+    _, want_backprop = reference(kind, x.astype(np.float64), labels if kind == "sparse" else labels.astype(np.float64))
+    y = dense_labels(kind, labels, classes)
+    _, backprop_bound, _ = error_bounds(x, y, dtype)
+    eps, subnormal = np.finfo(dtype).eps, np.finfo(dtype).smallest_subnormal
+    for scale in (1 / 3, -1 / 4096, 1e-7, 7.0):
+        for threads in (1, 2):
+            loss, backprop, stats = run(kind, x, labels, threads, scale=scale)
+            with np.errstate(invalid="ignore", over="ignore"):
+                want = (want_backprop * scale).astype(dtype)
+            bound = abs(scale) * (backprop_bound + eps * np.abs(y) + subnormal)
+            assert_within(backprop, want, bound, f"backprop * {scale}")
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("dtype", LOW)
+def test_low_precision_scaled_is_the_float32_kernel_rounded_once(dtype, kind):
+    dtype = np.dtype(_dtypes.as_dtype(dtype))
+    for classes in (3, 17, 300):
+        x, labels = problem(kind, dtype, classes, max(2, 6000 // classes), seed=classes + 7)
+        wide_labels = labels.astype(np.float32) if kind == "dense" else labels
+        for scale in (1 / 3, 1 / 4096):
+            loss32, backprop32, stats32 = run(kind, x.astype(np.float32), wide_labels, scale=scale)
+            loss, backprop, stats = run(kind, x, labels, scale=scale)
+            assert_same_bits(loss, rounded(loss32, dtype), "loss")
+            assert_same_bits(backprop, rounded(backprop32, dtype), "backprop")
+            np.testing.assert_array_equal(stats, stats32)
+
+
+def test_kernels_layer_passes_the_scale():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((40, 30)).astype(np.float32)
+    labels = rng.integers(0, 30, 40)
+    y = np.eye(30, dtype=np.float32)[labels]
+    for scale in (1.0, 0.025):
+        for got, want in ((_kernels.sparse_loss_backprop(x, labels, scale=scale), run("sparse", x, labels, scale=scale)),
+                          (_kernels.dense_loss_backprop(x, y, scale=scale), run("dense", x, y, scale=scale))):
+            assert all(same_bits(a, b) for a, b in zip(got, want))
+
+
 # ---- float16 and bfloat16: the float32 kernel on the widened logits, rounded once -----------
 
 def rounded(values, dtype):
@@ -313,6 +397,102 @@ def test_low_precision_equals_the_reference(dtype, classes, kind):
         straddling += int((normal & (low != high)).sum())
         total += int(normal.sum())
     assert straddling <= 0.05 * total, f"{straddling} of {total} elements could round either way"
+
+
+# ---- issue 8: the label entry of a confident row, without cancellation ----------------------
+
+def confident_rows(classes, dtype, gaps, seed):
+    """Rows whose label logit is 0, the max, and the others -(gap + d) with d a multiple of
+    1/64 in [0, 4): the label's probability is 1 - (others) / (1 + others), and x - max is
+    exact in every dtype (the kernel rounds x - max in the row's type, an error of its own
+    that the error model covers elsewhere)."""
+    rng = np.random.default_rng(seed)
+    rows = len(gaps)
+    x = -(np.asarray(gaps, np.float64)[:, None] + rng.integers(0, 256, (rows, classes)) / 64)
+    labels = rng.integers(0, classes, rows)
+    x[np.arange(rows), labels] = 0.0
+    return x.astype(dtype), labels
+
+
+def exact_label_entry(x, labels, scale):
+    """scale * (softmax_label - 1) = -scale * others / (1 + others), others = sum of e^x_j
+    over j != label, to 40 digits (the decimal module's exp is correctly rounded)."""
+    with decimal.localcontext() as context:
+        context.prec = 40
+        out = []
+        for row, label in zip(x.astype(np.float64), labels):
+            others = sum(decimal.Decimal(float(v)).exp() for j, v in enumerate(row) if j != label)
+            out.append(float(-decimal.Decimal(scale) * others / (1 + others)))
+    return np.array(out)
+
+
+def ulps_off(got, exact, dtype):
+    """|got - exact| in units of the spacing of ``dtype`` at the exact value (float64 in)."""
+    return np.abs(got.astype(np.float64) - exact) / ulp(exact, dtype)
+
+
+@pytest.mark.parametrize("classes", [2, 10, 16, 17, 100, 1000])   # <= 16: the short rows
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_confident_label_entry_is_exact(dtype, classes):
+    """softmax_label - 1 for a confident row (logit gaps 10..100) against its exact value,
+    sparse and dense one-hot alike (the same bits), on 1 and 2 threads and with a scale: it
+    is formed as -others / sum from the sum of the other exps (xent_set_aside_* in
+    _xent_row.h), so its error is that of the others' sum plus two roundings.
+
+    * float32: the others' exps (within an ulp each) are summed in double, so the sum keeps
+      their relative accuracy: 1.5 ulp. Where some of them fall in the subnormals (gaps over
+      87), each carries an absolute error of up to half the smallest subnormal.
+    * float64: the sum of the others is accumulated in double like every row sum, which the
+      error model allows 2 sqrt(n) eps64 (relative); measured: 2 ulp up to 100 classes, 4 at
+      1000.
+
+    Formed as e_label / sum - 1 in the row's type, the entry cancels: the last check shows
+    that form off by over a million ulp on the same rows (in float64: 0 instead of -1e-40)."""
+    dtype = np.dtype(dtype)
+    gaps = np.linspace(10, 100, 46)
+    x, labels = confident_rows(classes, dtype, gaps, seed=classes)
+    one_hot = np.eye(classes, dtype=dtype)[labels]
+    rows = np.arange(len(labels))
+    info = np.finfo(dtype)
+    with np.errstate(under="ignore"):
+        subnormal_others = (np.exp(x.astype(np.float64)) < info.tiny).sum(axis=1)
+    for scale in (1.0, 1 / 3):
+        exact = exact_label_entry(x, labels, scale)
+        spacing = ulp(exact, dtype)
+        accumulate = 2 * np.sqrt(classes) * F64_EPS if dtype == np.float64 else 0.0
+        allowed = 1.5 + (np.abs(exact) * accumulate
+                         + subnormal_others * abs(scale) * float(info.smallest_subnormal)) / spacing
+        for threads in (1, 2):
+            _, sparse, _ = run("sparse", x, labels, threads, scale=scale)
+            _, dense, _ = run("dense", x, one_hot, threads, scale=scale)
+            np.testing.assert_array_equal(dense[rows, labels], sparse[rows, labels])
+            off = ulps_off(sparse[rows, labels], exact, dtype)
+            worst = np.argmax(off - allowed)
+            assert (off <= allowed).all(), (f"label entry {off[worst]:.3g} ulp off at gap "
+                                            f"{gaps[worst]}, allowed {allowed[worst]:.3g}")
+    # the cancelling form, e_label * (1 / sum) - 1 in the row's type, on the same rows
+    with np.errstate(under="ignore"):
+        sums = np.exp(x.astype(np.float64)).sum(axis=1)   # e_label = e^0 = 1
+    naive = (dtype.type(1) * (1 / sums).astype(dtype) - dtype.type(1)).astype(np.float64)
+    assert ulps_off(naive, exact_label_entry(x, labels, 1.0), dtype).max() > 1e6
+
+
+@pytest.mark.parametrize("dtype", LOW)
+def test_confident_label_entry_low_precision(dtype):
+    """float16 and bfloat16 through the float32 kernel: the float32 entry rounded once, so
+    within an ulp of the dtype (bfloat16 has float32's range; in float16 these entries are
+    below its smallest subnormal, and round to zero or to it)."""
+    dtype = np.dtype(_dtypes.as_dtype(dtype))
+    gaps = np.linspace(10, 80, 15)
+    x, labels = confident_rows(40, dtype, gaps, seed=3)
+    rows = np.arange(len(labels))
+    _, backprop, _ = run("sparse", x, labels)
+    _, backprop32, _ = run("sparse", x.astype(np.float32), labels)
+    assert_same_bits(backprop, rounded(backprop32, dtype), "backprop")
+    exact = exact_label_entry(x, labels, 1.0)
+    got = backprop[rows, labels].astype(np.float64)
+    spacing = np.abs(np.spacing(np.abs(exact).astype(dtype)).astype(np.float64))
+    assert (np.abs(got - exact) <= spacing).all()
 
 
 # ---- issue 9: dense float32 rows over 16 classes -------------------------------------------
