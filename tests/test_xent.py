@@ -371,3 +371,20 @@ def test_cross_entropy_mean_folds_1_over_n_into_the_handed_over_backprop(monkeyp
     logits.grad = None
     nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, labels).backward()
     assert logits.grad.data is seen[-1]
+
+
+def test_ndarray_inputs_are_used_in_place_not_copied(monkeypatch):
+    seen = []
+    real = _kernels.dense_loss_backprop
+
+    def spy(logits, labels, **kw):
+        seen.append((logits, labels))
+        return real(logits, labels, **kw)
+    monkeypatch.setattr(_kernels, "dense_loss_backprop", spy)
+    x = np.random.default_rng(6).standard_normal((5, 4)).astype(np.float32)
+    y = np.full((5, 4), 0.25, np.float32)
+    x.flags.writeable = y.flags.writeable = False          # never written either
+    raw.SoftmaxCrossEntropyWithLogits(features=x, labels=y)
+    nn.softmax_cross_entropy_with_logits(labels=y, logits=x)
+    for logits, labels in seen:
+        assert np.shares_memory(logits, x) and np.shares_memory(labels, y)

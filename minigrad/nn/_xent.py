@@ -176,7 +176,9 @@ def _as_logits(logits, what="logits"):
 
 
 def _as_dense_labels(labels, logits):
-    if isinstance(labels, (Tensor, np.ndarray, np.generic)):
+    if type(labels) is np.ndarray and labels.dtype == logits.dtype:
+        t = Tensor._wrap(labels)  # no copy: the kernels never write their inputs
+    elif isinstance(labels, (Tensor, np.ndarray, np.generic)):
         t = labels if isinstance(labels, Tensor) else Tensor._wrap(_to_array(labels, None, "labels"))
         if t.dtype != logits.dtype:
             raise TypeError(
