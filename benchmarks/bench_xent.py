@@ -186,10 +186,85 @@ def bench_call_overhead():
         print("  ".join(line), flush=True)
 
 
+def bench_tape(shapes, thread_counts, rounds=5):
+    """What users run, against the raw op and PyTorch, float32, in rotating rounds.
+
+    * raw sparse / raw dense: ``raw_ops.*SoftmaxCrossEntropyWithLogits`` on ndarrays (the
+      backprop *is* the gradient);
+    * tape: ``nn.sparse_softmax_cross_entropy_with_logits`` on a leaf, ``.sum().backward()``;
+    * mean: ``nn.cross_entropy`` (mean) on a leaf, ``.backward()``;
+    * torch: ``F.cross_entropy`` (sum) on a leaf + backward, at the same thread count.
+    Each round times every block after a 0.3 s pause (thread pools go idle); the table gives
+    the median over rounds of each time and of the per-round ratios.
+    """
+    import minigrad
+    from minigrad import nn, raw_ops
+
+    print("through the tape, float32 (median of rounds; ratios per round, then median)")
+    header = (f"{'shape':>14} {'thr':>3} {'raw sp ms':>9} {'tape ms':>8} {'mean ms':>8} "
+              f"{'raw de ms':>9} {'torch sp':>8} {'torch de':>8} {'tape/raw':>8} "
+              f"{'torch/raw':>9} {'torch/tape':>10} {'torch/dense':>11}")
+    print(header)
+    print("-" * len(header))
+    for n, c in shapes:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((n, c)).astype(np.float32)
+        y = rng.integers(0, c, n)
+        probs = np.full((n, c), 1.0 / c, np.float32)
+        for threads in thread_counts:
+            _config.set_num_threads(threads)
+            if torch is not None:
+                torch.set_num_threads(threads)
+            leaf = minigrad.tensor(x, requires_grad=True)
+
+            def tape():
+                leaf.grad = None
+                nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=leaf).sum().backward()
+
+            def mean():
+                leaf.grad = None
+                nn.cross_entropy(leaf, y).backward()
+
+            blocks = {
+                "raw_sp": lambda: raw_ops.SparseSoftmaxCrossEntropyWithLogits(features=x, labels=y),
+                "tape": tape, "mean": mean,
+                "raw_de": lambda: raw_ops.SoftmaxCrossEntropyWithLogits(features=x, labels=probs),
+            }
+            if torch is not None:
+                ty, tp = torch.from_numpy(y), torch.from_numpy(probs)
+                blocks["torch_sp"] = torch_step(x, ty)
+                blocks["torch_de"] = torch_step(x, tp)
+            times = {k: [] for k in blocks}
+            for _ in range(rounds):
+                for name, fn in blocks.items():
+                    time.sleep(0.3)
+                    times[name].append(median_time(fn, min_time=0.3))
+            med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+            ratio = lambda a, b: float(np.median(np.array(times[a]) / np.array(times[b])))  # noqa: E731
+            t = (f"{ratio('torch_sp', 'raw_sp'):>9.2f} {ratio('torch_sp', 'tape'):>10.2f} "
+                 f"{ratio('torch_de', 'raw_de'):>11.2f}" if torch is not None else "")
+            print(f"{str((n, c)):>14} {threads:>3} {med['raw_sp']:>9.3f} {med['tape']:>8.3f} "
+                  f"{med['mean']:>8.3f} {med['raw_de']:>9.3f} "
+                  f"{med.get('torch_sp', float('nan')):>8.3f} {med.get('torch_de', float('nan')):>8.3f} "
+                  f"{ratio('tape', 'raw_sp'):>8.2f} {t}")
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer shapes, float32 only")
+    parser.add_argument("--tape", action="store_true",
+                        help="only the tape-level table (what users run) at [4096, 1000] and "
+                             "[256, 32000], 1 and 2 threads, against the raw ops and PyTorch")
     args = parser.parse_args()
+    if args.tape:
+        print(machine())
+        default_threads = _config.get_num_threads()
+        try:
+            bench_tape([(4096, 1000), (256, 32000)], [1, 2])
+        finally:
+            _config.set_num_threads(default_threads)
+        return
     print(machine())
     info = _config.show_config(print_=False)
     print(f"minigrad: openmp={info['openmp']} flags='{info['compile_args']}' "
