@@ -81,8 +81,9 @@ class enable_grad(_GradMode):
 
 
 def _watched(t):
-    """Whether a float tensor ``t`` is watched by an open tape (ops on it are then recorded)."""
-    return t.data.dtype in FLOAT_SET and any(tape._watches(t) for tape in _state.tapes)
+    """Whether ``t`` is watched by an open tape (ops on it are then recorded); ``watch`` takes
+    only float tensors."""
+    return any(tape._watches(t) for tape in _state.tapes)
 
 
 class Op:
@@ -132,9 +133,8 @@ class Op:
     def backward(self, g, out):
         """Cotangents for the inputs: ``vjp`` plus un-broadcasting and the input's dtype."""
         grads = self.vjp(g, out)
-        if type(grads) is not tuple or len(grads) != len(self.inputs):
-            if not isinstance(grads, (tuple, list)) or len(grads) != len(self.inputs):
-                raise _vjp_error(self, grads)
+        if not isinstance(grads, (tuple, list)) or len(grads) != len(self.inputs):
+            raise _vjp_error(self, grads)
         result = []
         for x, need, gx in zip(self.inputs, self.needs, grads):
             if not need or gx is None:
@@ -373,8 +373,8 @@ def _backprop(outputs, cotangents, wanted, *, create_graph, retain_graph):
 
 def graph_private_buffers():
     """True inside a gradient walk that records nothing and frees the graph as it goes: a
-    node's VJP may then hand over (or scale in place) an array it saved, when no tensor the
-    user can reach shares it, since the node is released right after."""
+    node's VJP may then hand over an array it saved, when no tensor the user can reach shares
+    it, since the node is released right after."""
     return _state.frees_graph
 
 

@@ -17,7 +17,7 @@ try:  # optional: pip install "minigrad[bfloat16]"
 except ImportError:  # pragma: no cover - exercised where ml_dtypes is absent
     ml_dtypes = None
 
-__all__ = ["bfloat16", "FLOATS", "is_float", "is_low", "opmath", "as_dtype", "finfo",
+__all__ = ["bfloat16", "FLOATS", "FLOAT_SET", "LOW", "FLOAT_NAMES", "is_float", "is_low", "opmath", "as_dtype", "finfo",
            "is_numeric", "numeric_dtype", "BFLOAT16_HINT"]
 
 float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -29,10 +29,8 @@ BFLOAT16_HINT = ("bfloat16 needs the optional package ml_dtypes: "
 # Ordered by width, as error messages list them.
 FLOATS = tuple(d for d in (float16, bfloat16, float32, float64) if d is not None)
 LOW = frozenset(d for d in (float16, bfloat16) if d is not None)
-FLOAT_NAMES = "/".join(str(d) for d in FLOATS)
-
-
 FLOAT_SET = frozenset(FLOATS)
+FLOAT_NAMES = "/".join(str(d) for d in FLOATS)
 
 
 def is_float(dtype):

@@ -10,7 +10,7 @@ import numpy as np
 from minigrad import _dtypes, _xent
 from minigrad._config import threads_for
 
-__all__ = ["dense_loss_backprop", "sparse_loss_backprop", "LOGIT_DTYPES"]
+__all__ = ["dense_loss_backprop", "sparse_loss_backprop", "LOGIT_DTYPES", "LOGIT_NAMES"]
 
 _I32, _I64 = np.dtype(np.int32), np.dtype(np.int64)
 
@@ -36,7 +36,7 @@ _SPARSE = {(dtype, index): entry for dtype, index, entry in [
 ] if dtype is not None}
 
 LOGIT_DTYPES = tuple(_DENSE)
-_LOGIT_NAMES = ", ".join(str(d) for d in LOGIT_DTYPES[:-1]) + f" or {LOGIT_DTYPES[-1]}"
+LOGIT_NAMES = ", ".join(str(d) for d in LOGIT_DTYPES[:-1]) + f" or {LOGIT_DTYPES[-1]}"
 
 
 def _c_aligned(a):
@@ -55,7 +55,7 @@ def _check_logits(logits):
     if logits.shape[1] < 1:
         raise ValueError(f"logits must have at least one class, got shape {logits.shape}")
     if logits.dtype not in _DENSE:
-        raise TypeError(f"logits must be {_LOGIT_NAMES}, got {logits.dtype}")
+        raise TypeError(f"logits must be {LOGIT_NAMES}, got {logits.dtype}")
 
 
 def dense_loss_backprop(logits, labels, scale=1.0):

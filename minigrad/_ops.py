@@ -575,13 +575,13 @@ def min(x, axis=None, keepdims=False):
 # --------------------------------------------------------------------------------------------
 # The softmax family: primitives, each computed from the shifted logits x - max
 # --------------------------------------------------------------------------------------------
-def _shifted(x, axis):
-    """``x - max(x)`` over ``axis``, the max taken as a constant and replaced by 0 where it is
-    infinite (a row of only -inf then gives -inf, not NaN) or the axis is empty."""
+def _finite_max(x, axis):
+    """The max over ``axis`` (kept) as a constant shift: 0 where it is infinite (a row of only
+    -inf then gives -inf, not NaN) or the axis is empty."""
     if x.size == 0:
-        return x.copy()
+        return np.zeros(_kept_shape(x.shape, axis), dtype=x.dtype)
     shift = np.max(x, axis=axis, keepdims=True)
-    return x - np.where(np.isfinite(shift), shift, 0).astype(x.dtype)
+    return np.where(np.isfinite(shift), shift, 0).astype(x.dtype)
 
 
 def _log_sum_exp_shifted(shifted, axis):
@@ -601,7 +601,7 @@ class _SoftmaxFamily(Op):
         m, logsum = self.stats[:, :1], self.stats[:, 1:]
         return (x.astype(np.float64) - m) - logsum
 
-    def _wide(self, *tensors):
+    def _in_opmath(self, *tensors):
         """The tensors in the op-math dtype (float32 for float16/bfloat16): the cross-entropy
         node's variant skips ``Op.apply``'s casts, so its backward widens here."""
         wide = _dtypes.opmath(tensors[0].dtype)
@@ -612,11 +612,11 @@ class LogSoftmax(_SoftmaxFamily):
     def forward(self, x):
         if self.stats is not None:
             return self._from_stats(x).astype(x.dtype)
-        shifted = _shifted(x, self.axis)
+        shifted = x - _finite_max(x, self.axis)
         return shifted - _log_sum_exp_shifted(shifted, self.axis)
 
     def vjp(self, g, out):  # d log_softmax = dx - softmax * sum(dx); softmax = exp(out)
-        g, out = self._wide(g, out)
+        g, out = self._in_opmath(g, out)
         return (g - exp(out) * sum(g, axis=self.axis, keepdims=True),)
 
 
@@ -624,11 +624,11 @@ class Softmax(_SoftmaxFamily):
     def forward(self, x):
         if self.stats is not None:
             return np.exp(self._from_stats(x)).astype(x.dtype)
-        e = np.exp(_shifted(x, self.axis))
+        e = np.exp(x - _finite_max(x, self.axis))
         return e / _pairwise_sum(e, self.axis, keepdims=True)
 
     def vjp(self, g, out):  # d softmax = softmax * (dx - sum(dx * softmax))
-        g, out = self._wide(g, out)
+        g, out = self._in_opmath(g, out)
         return (out * (g - sum(g * out, axis=self.axis, keepdims=True)),)
 
 
@@ -652,10 +652,7 @@ class LogSumExp(Op):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        if x.size == 0:
-            return np.log(np.sum(np.exp(x), axis=self.axis, keepdims=self.keepdims))
-        shift = np.max(x, axis=self.axis, keepdims=True)
-        shift = np.where(np.isfinite(shift), shift, 0).astype(x.dtype)
+        shift = _finite_max(x, self.axis)
         out = _log_sum_exp_shifted(x - shift, self.axis) + shift
         return out if self.keepdims else np.squeeze(out, axis=_axes(self.axis, x.ndim))
 
@@ -977,7 +974,7 @@ def linear(x, weight, bias=None):
 
     ``weight`` is ``[out_features, in_features]``, ``bias`` (optional) ``[out_features]``;
     ``x`` is ``[..., in_features]``, flattened to one 2-D product (numpy's stacked matmul
-    against a transposed view is a slow loop: 9x at ``[64, 8, 64] @ [64, 192].T``).
+    against a transposed view is a slow loop: 9x at ``[64, 8, 64] @ [192, 64].T``).
     """
     x, weight = _operand(x), _operand(weight)
     if weight.ndim != 2:

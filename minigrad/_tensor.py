@@ -218,7 +218,7 @@ class Tensor:
 
     def __index__(self):
         if self.dtype.kind not in "iu" or self.size != 1:
-            raise TypeError(f"only integer tensors with one element can be used as an index")
+            raise TypeError("only integer tensors with one element can be used as an index")
         return int(self.item())
 
     def __repr__(self):
@@ -333,8 +333,6 @@ def as_tensor(data, dtype=None):
     dtype = None if dtype is None else _dtypes.as_dtype(dtype)
     if isinstance(data, Tensor):
         return data if dtype is None or data.dtype == dtype else _ops.astype(data, dtype)
-    if isinstance(data, np.ndarray) and not data.dtype.isnative:  # swap the bytes, once
-        data = data.astype(data.dtype.newbyteorder("="))
     if (isinstance(data, np.ndarray) and data.dtype.isnative and _dtypes.is_numeric(data.dtype)
             and (dtype is None or data.dtype == dtype)):
         return Tensor._wrap(data)

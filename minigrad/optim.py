@@ -116,10 +116,10 @@ class Optimizer:
                 state = self.state.setdefault(id(p), {})
                 if _dtypes.is_low(p.dtype):  # float32 arithmetic and state, rounded once
                     w = p.data.astype(np.float32)
-                    self._update(w, p.grad.data.astype(np.float32), state, group)
+                    self._update(w, g.data.astype(np.float32), state, group)
                     p.data[...] = w
                 else:
-                    self._update(p.data, p.grad.data, state, group)
+                    self._update(p.data, g.data, state, group)
 
     def _check(self, group):
         raise NotImplementedError

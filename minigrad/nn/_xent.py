@@ -37,7 +37,6 @@ __all__ = [
 
 _INDICES = (np.dtype(np.int32), np.dtype(np.int64))
 _FLOAT_DTYPES = tuple(_kernels.LOGIT_DTYPES)   # the dtypes the kernels compute
-_FLOAT_NAMES = ", ".join(map(str, _FLOAT_DTYPES[:-1])) + " or " + str(_FLOAT_DTYPES[-1])
 
 
 class XentBackprop(Op):
@@ -87,8 +86,9 @@ class XentLoss(Op):
 
     opmath = False  # the kernel computes in float32 or wider and rounds once
 
-    def __init__(self, value, backprop, private=False):
-        self.value, self.backprop, self.private = value, backprop, private
+    def __init__(self, value, backprop, stats, scale=1.0, private=False):
+        self.value, self.backprop, self.stats = value, backprop, stats
+        self.scale, self.private = scale, private
 
     def forward(self, logits, labels=None):
         return self.value
@@ -100,8 +100,7 @@ class XentLoss(Op):
         if self.needs[0]:
             g_logits = self._handed_over(g)
             if g_logits is None:
-                scale = self.backprop.node.scale if self.backprop.node is not None else 1.0
-                g_col = (g if scale == 1 else g / scale).reshape(g.shape + (1,))
+                g_col = (g if self.scale == 1 else g / self.scale).reshape(g.shape + (1,))
                 g_logits = g_col * self.backprop
         if len(self.inputs) == 1:
             return (g_logits,)
@@ -109,22 +108,20 @@ class XentLoss(Op):
         if self.needs[1]:
             logits = self.inputs[0]
             wide = opmath(logits.dtype)
-            stats = self.backprop.node.stats
             log_softmax = _ops.LogSoftmaxGivenStats.apply(astype(logits, wide), axis=-1,
-                                                          stats=stats)
+                                                          stats=self.stats)
             g_labels = -astype(g, wide).reshape(g.shape + (1,)) * log_softmax
         return g_logits, g_labels
 
     def _handed_over(self, g):
         """The cached backprop itself as the logits' gradient, when that is safe, else None."""
-        node = self.backprop.node
-        if not (self.private and node is not None and graph_private_buffers()):
+        if not (self.private and graph_private_buffers()):
             return None
         upstream = g.data
         if upstream.shape != self.value.shape or upstream.size == 0:
             return None
         first = upstream.flat[0]
-        if first != node.scale or not (upstream == first).all():
+        if first != self.scale or not (upstream == first).all():
             return None
         return Tensor._wrap(self.backprop.data)
 
@@ -133,7 +130,9 @@ def _fused(logits, labels, loss, backprop, stats, scale, private):
     """Record the kernel's outputs as the two nodes (labels may be None: sparse)."""
     inputs = (logits,) if labels is None else (logits, labels)
     backprop = XentBackprop.apply(*inputs, value=backprop, stats=stats, scale=scale)
-    return XentLoss.apply(*inputs, value=loss, backprop=backprop, private=private), backprop
+    loss = XentLoss.apply(*inputs, value=loss, backprop=backprop, stats=stats, scale=scale,
+                          private=private)
+    return loss, backprop
 
 
 def fused_dense(logits, labels, *, labels_grad="v2", scale=1.0, private=False):
@@ -169,7 +168,7 @@ def _as_logits(logits, what="logits"):
     else:  # array-likes, and arrays of other dtypes or byte orders: converted (a copy)
         t = Tensor._wrap(_to_array(logits, None, what))
     if t.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{what} must be {_FLOAT_NAMES}, got {t.dtype}")
+        raise TypeError(f"{what} must be {_kernels.LOGIT_NAMES}, got {t.dtype}")
     if t.ndim == 0:
         raise ValueError(f"{what} must have rank >= 1 (a class axis), got a scalar")
     return t

@@ -6,16 +6,15 @@ PyTorch model definition and its ``state_dict`` carry over. The computations are
 """
 
 import math
-import numbers
 
 import numpy as np
 
-from .._checks import non_negative, positive_int, real
+from .._checks import integer, non_negative, positive_int, real
 from .._random import as_generator
 from .._tensor import Tensor
 from . import functional as F
 from ._conv import _conv_padding, ntuple
-from .losses import _check_reduction, _loss_weight
+from .losses import _check_ignore_index, _check_reduction, _loss_weight
 from .modules import Module
 
 __all__ = ["Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Flatten",
@@ -231,10 +230,7 @@ class Flatten(Module):
     """
 
     def __init__(self, start_dim=1, end_dim=-1):
-        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+        self.start_dim, self.end_dim = integer(start_dim, "start_dim"), integer(end_dim, "end_dim")
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)
@@ -439,9 +435,7 @@ class NLLLoss(Module):
 
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean"):
         self.weight = _loss_weight(weight, "weight")
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-            raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = _check_ignore_index(ignore_index)
         self.reduction = _check_reduction(reduction)
 
     def forward(self, input, target):

@@ -5,15 +5,13 @@ helpers add the ``reduction`` that PyTorch users expect: ``"mean"`` (the default
 over the examples, ``"sum"`` adds them up, ``"none"`` returns them unchanged.
 """
 
-import numbers
-
 import numpy as np
 
 from .. import _ops
 from .._autograd import Op
-from .._checks import real
-from .._dtypes import is_float
+from .._checks import integer, real
 from .. import _dtypes
+from .._dtypes import is_float
 from .._tensor import Tensor, _operand
 from ._xent import (_as_logits, _index_array, fused_dense, fused_sparse,
                     softmax_cross_entropy_with_logits,
@@ -30,6 +28,19 @@ def _check_reduction(reduction):
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
     return reduction
+
+
+def _check_ignore_index(ignore_index, name=""):
+    """``ignore_index`` as an int (PyTorch's default is -100), else a TypeError naming it."""
+    return integer(ignore_index, f"{name}ignore_index")
+
+
+def _check_smoothing(label_smoothing):
+    """``label_smoothing`` as a real number in [0, 1], else an error naming it."""
+    smoothing = real(label_smoothing, "label_smoothing")
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    return smoothing
 
 
 def _loss_weight(value, what):
@@ -69,9 +80,7 @@ class _ClassRows:
     """
 
     def __init__(self, name, input, target, weight, ignore_index, input_name="input"):
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-            raise TypeError(f"{name}: ignore_index must be an int, got "
-                            f"{type(ignore_index).__name__} {ignore_index!r}")
+        ignore_index = _check_ignore_index(ignore_index, f"{name}: ")
         x = _as_logits(input, input_name)
         t = _index_array(target, "target")
         if t.dtype.kind not in "iu":
@@ -176,9 +185,7 @@ def cross_entropy(logits, target, weight=None, *, ignore_index=-100, reduction="
     0.7357
     """
     reduction = _check_reduction(reduction)
-    smoothing = real(label_smoothing, "label_smoothing")
-    if not 0.0 <= smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    smoothing = _check_smoothing(label_smoothing)
     target_dtype = _index_array(target, "target").dtype
     if target_dtype.kind == "f":
         raise TypeError(f"cross_entropy takes integer class indices, got {target_dtype} targets; "

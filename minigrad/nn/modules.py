@@ -25,11 +25,12 @@ import zipfile
 import numpy as np
 
 from .. import _dtypes, _ops
-from .._checks import flag, positive_int, real
+from .._checks import flag, positive_int
 from .._random import as_generator
 from .._tensor import Tensor
 from . import init
-from .losses import _check_reduction, _loss_weight, cross_entropy
+from .losses import (_check_ignore_index, _check_reduction, _check_smoothing, _loss_weight,
+                     cross_entropy)
 
 __all__ = ["Module", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "Dropout",
            "CrossEntropyLoss", "IncompatibleKeys"]
@@ -483,14 +484,9 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         self.weight = _loss_weight(weight, "weight")  # a buffer, as in PyTorch's state_dict
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-            raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__} "
-                            f"{ignore_index!r}")
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = _check_ignore_index(ignore_index)
         self.reduction = _check_reduction(reduction)
-        self.label_smoothing = real(label_smoothing, "label_smoothing")
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.label_smoothing = _check_smoothing(label_smoothing)
 
     def forward(self, logits, target):
         return cross_entropy(logits, target, self.weight, ignore_index=self.ignore_index,
