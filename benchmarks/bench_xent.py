@@ -2,7 +2,7 @@
 
 Run (OpenBLAS variables set on this machine slow numpy down):
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_xent.py [--quick]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_xent.py [--quick | --tape]
 
 Every timing is the median of repeated calls, all peers on the same inputs in
 the same run. minigrad's kernels give loss and backprop in one call; PyTorch is

@@ -81,7 +81,7 @@ def common_parser(description, *, epochs, lr, plot):
                         help=f"passes over the training set (default {epochs})")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
     parser.add_argument("--lr", type=float, default=lr,
-                        help=f"Adam's initial learning rate (default {lr:g})")
+                        help=f"the optimizer's initial learning rate (default {lr:g})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, weights and batches")
     parser.add_argument("--plot", default=plot, metavar="PATH",
                         help=f"PNG for the curves, if matplotlib is installed (default {plot})")

@@ -12,9 +12,7 @@ The network, in PyTorch's layers and layouts (its ``state_dict`` loads into the 
                  -> Flatten -> Linear(4 c2, 10)
 
 The convolutions have no bias (``bias=False``): the batch norm after each subtracts the mean,
-bias included, and adds its own.
-
-trained with the fused cross-entropy and label smoothing 0.1, AdamW (weight decay 0.01) and a
+bias included, and adds its own. The network is trained with the fused cross-entropy and label smoothing 0.1, AdamW (weight decay 0.01) and a
 cosine schedule. The split, the progress lines and the optional plot are those of
 ``train_digits.py`` (the MLP, about 96%); see that file for the data.
 """

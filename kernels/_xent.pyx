@@ -5,8 +5,9 @@ Design
 ------
 * These functions know nothing of Tensors. Inputs are C-contiguous
   ``[batch, classes]`` arrays (``classes >= 1``), outputs are allocated by the
-  caller (``minigrad._kernels``), which also validates shapes and dtypes: the
-  kernels check nothing that the wrapper has already checked.
+  caller (``minigrad._kernels``), which also validates shapes and dtypes; the
+  entry points re-check those guarantees with a few C macros (cheap) and raise
+  ValueError, so a wrong call cannot reach the unchecked row code.
 * Arguments are marked IN and OUT. IN arrays are ``const`` views, so read-only
   arrays are accepted and never written.
 * Rows are spread over OpenMP threads with ``prange(schedule='static')`` with
@@ -94,7 +95,7 @@ cnp.import_array()
 
 OPENMP_VERSION = XENT_OPENMP_VERSION   # e.g. 201511; 0 for a serial build
 COMPILE_ARGS = MINIGRAD_COMPILE_ARGS.decode()
-TARGET_CLONES = bool(XENT_HAVE_CLONES)  # AVX2+FMA clone chosen at load time
+TARGET_CLONES = bool(XENT_HAVE_CLONES)  # x86-64-v4/v3/baseline clones, one chosen at load time
 
 ctypedef fused logit_t:
     float

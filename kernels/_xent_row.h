@@ -10,7 +10,7 @@
  *     loss     = sum_j y_j * (log(sum_k e_k) - (x_j - m))     (TensorFlow's form)
  *     backprop = scale * (e_j / sum_k e_k - y_j)
  * The log of a probability is never formed. Sums are accumulated in double. The
- * entry of the label (dense: of the largest label, if over 1/2) is formed from the
+ * entry of the label (dense: of the first label over 1/2, if any) is formed from the
  * sum of the other exps where softmax - y would cancel (xent_set_aside_*).
  *
  * The scale (a reduction folded into the backprop, 1/N for a mean) costs no pass
@@ -34,8 +34,8 @@
 #include <string.h>
 #include <stddef.h>
 
-/* Portable build, fast where the CPU allows: gcc emits an AVX2+FMA clone and a
- * baseline clone of each row function and picks one at load time (ifunc). */
+/* Portable build, fast where the CPU allows: gcc emits x86-64-v4 (AVX-512), x86-64-v3
+ * (AVX2+FMA) and baseline clones of each row function and picks one at load time (ifunc). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(MINIGRAD_NO_CLONES)
 #define XENT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))

@@ -86,7 +86,7 @@ if hasattr(os, "register_at_fork"):
 def threads_for(size):
     """Threads for one kernel call over ``size`` logits: one below PARALLEL_MIN_SIZE, and
     one in a forked child process."""
-    return 1 if size < PARALLEL_MIN_SIZE or _in_forked_child else _num_threads
+    return 1 if size < PARALLEL_MIN_SIZE else get_num_threads()
 
 
 def show_config(print_=True):

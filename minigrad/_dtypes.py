@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - exercised where ml_dtypes is absent
     ml_dtypes = None
 
 __all__ = ["bfloat16", "FLOATS", "FLOAT_SET", "LOW", "FLOAT_NAMES", "is_float", "is_low", "opmath", "as_dtype", "finfo",
-           "is_numeric", "numeric_dtype", "BFLOAT16_HINT"]
+           "is_numeric", "numeric_dtype", "float_dtype", "BFLOAT16_HINT"]
 
 float16, float32, float64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 bfloat16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes is not None else None
@@ -75,6 +75,14 @@ def numeric_dtype(dtype, what="dtype"):
     if not is_numeric(dtype):
         raise TypeError(f"{what} must be a bool, integer or float dtype, got {dtype}")
     return dtype if dtype.isnative else dtype.newbyteorder("=")
+
+
+def float_dtype(dtype, what="dtype"):
+    """``as_dtype(dtype)`` if it is one of the floats above, else a TypeError naming ``what``."""
+    dtype = as_dtype(dtype)
+    if not is_float(dtype):
+        raise TypeError(f"{what} must be a floating-point dtype, got {dtype}")
+    return dtype
 
 
 def finfo(dtype):

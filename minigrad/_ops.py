@@ -275,9 +275,10 @@ class Relu(Op):
     opmath = False  # exact in any dtype
 
     def forward(self, x):
-        # against an array of zeros, not the scalar 0: numpy 2.4's maximum with a scalar
-        # operand takes a loop about 2x slower at [512, 256] float32 (measured)
-        return np.maximum(x, np.zeros_like(x))
+        # floats against an array of zeros, not the scalar 0: numpy 2.4's maximum with a
+        # scalar operand takes a loop about 2x slower at [512, 256] float32 (measured);
+        # other dtypes keep numpy's promotion with the scalar (bool becomes int)
+        return np.maximum(x, np.zeros_like(x) if x.dtype.kind == "f" else 0)
 
     def vjp(self, g, out):  # d relu(x) = [x > 0] dx, taking 0 at x == 0
         x = self.inputs[0].data

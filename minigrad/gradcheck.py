@@ -50,7 +50,7 @@ import numpy as np
 
 from . import _dtypes
 from ._autograd import grad
-from ._checks import flag, integer, non_negative, optional_flag, positive_int
+from ._checks import flag, non_negative, non_negative_int, optional_flag, positive_int
 from ._tensor import Tensor
 
 __all__ = ["gradcheck", "gradgradcheck", "check_grads", "GradcheckError", "Failure", "Entry",
@@ -134,8 +134,7 @@ def _check_options(fn, eps, atol, rtol, max_report, full_jacobian, seed, raise_e
     positive_int(max_report, "max_report")
     optional_flag(full_jacobian, "full_jacobian")
     flag(raise_exception, "raise_exception")
-    if integer(seed, "seed") < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    non_negative_int(seed, "seed")
 
 
 def _leaves(inputs, dtype):
@@ -616,8 +615,7 @@ def _how(rows, eps, atol, rtol, dtype, cmp):
         what = ("the full Jacobian, each entry one derivative (one vector-Jacobian product per "
                 "output element, one central difference per input element)")
     else:
-        what = (f"a projected Jacobian, because the full one has more than FULL_JACOBIAN_LIMIT="
-                f"{FULL_JACOBIAN_LIMIT} entries: each entry is (u·J)[j] = sum over i of "
+        what = (f"a projected Jacobian, because {rows.projected_because}: each entry is (u·J)[j] = sum over i of "
                 f"u[i] d out[i] / d input[j], not one derivative, for a random u = "
                 f"numpy.random.default_rng({rows.seed}).standard_normal(shape) drawn for each "
                 f"output in turn (seed {rows.seed}); pass full_jacobian=True for single derivatives")
@@ -660,7 +658,7 @@ class _Problem:
     """A recorded function of the inputs, its rows, and its analytic Jacobian."""
 
     def __init__(self, fn, args, checked, labels, *, dtype, full_jacobian, seed, names=None,
-                 second_order=False):
+                 second_order=False, projected_because=None):
         self.fn, self.args, self.checked, self.labels = fn, args, checked, labels
         self.second_order = second_order  # fn is itself a first derivative
         outs = _outputs(fn, args)
@@ -672,6 +670,9 @@ class _Problem:
         # one output element: the full Jacobian costs what a projection does
         full = (n_out <= 1 or n_in * n_out <= FULL_JACOBIAN_LIMIT) if full_jacobian is None else full_jacobian
         self.rows = _Rows(outs, names, full, seed, dtype)
+        self.rows.projected_because = projected_because or (
+            "full_jacobian=False was passed" if full_jacobian is False else
+            f"the full one has more than FULL_JACOBIAN_LIMIT={FULL_JACOBIAN_LIMIT} entries")
         self.A, self.reached = _analytic_jacobian(self.rows, self.sources)
 
 
@@ -978,8 +979,11 @@ def _second_order(fn, args, numeric_args, first, evaluate, *, eps, atol, rtol, d
         return ([N[r, offsets[a]:offsets[a + 1]].reshape(sources[a].shape) for r, a in pieces],
                 [noise[r, offsets[a]:offsets[a + 1]].reshape(sources[a].shape) for r, a in pieces])
 
+    budget = (f"all second derivatives by differences would take 4 n² = {4 * n_in * n_in} "
+              f"evaluations of fn, more than {_NESTED_BUDGET}")
     second = _Problem(first_derivatives, args, checked, labels, names=names, dtype=dtype,
-                      full_jacobian=full_second, seed=seed + 3, second_order=True)
+                      full_jacobian=full_second, seed=seed + 3, second_order=True,
+                      projected_because=None if full_jacobian is not None else budget)
 
     def numeric_directional(xs):
         """v·(first derivatives) at ``xs``: each first-derivative row of fn differentiated

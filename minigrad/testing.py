@@ -55,7 +55,7 @@ def assert_gradients_close(fn, inputs, *, order=2, dtypes=("float64",), eps=1e-6
     dtypes = [_dtypes.as_dtype(d) for d in dtypes]
     if not dtypes:
         raise ValueError("dtypes must name at least one dtype, got an empty sequence")
-    reports, failures, passed = [], [], []
+    reports, failures, passed, wrong = [], [], [], []
     for dtype in dtypes:
         try:
             check_grads(fn, inputs, order, eps=eps, atol=atol, rtol=rtol, seed=seed, dtype=dtype,
@@ -64,8 +64,9 @@ def assert_gradients_close(fn, inputs, *, order=2, dtypes=("float64",), eps=1e-6
         except GradcheckError as e:
             reports.append(f"in {dtype}:\n{e}")
             failures.extend(e.failures)
+            wrong.append(str(dtype))
     if reports:
-        wrong = ", ".join(str(d) for d in dtypes if str(d) not in passed)
+        wrong = ", ".join(wrong)
         head = (f"assert_gradients_close: the derivatives of fn are wrong in {wrong}"
                 + (f" (right in {', '.join(passed)})" if passed else "") + ".")
         raise GradcheckError("\n\n".join([head] + reports), failures)

@@ -371,6 +371,9 @@ def test_cross_entropy_mean_folds_1_over_n_into_the_handed_over_backprop(monkeyp
     logits.grad = None
     nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, labels).backward()
     assert logits.grad.data is seen[-1]
+    logits.grad = None
+    nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing).backward()
+    assert logits.grad.data is seen[-1]
 
 
 def test_ndarray_inputs_are_used_in_place_not_copied(monkeypatch):

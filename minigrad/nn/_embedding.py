@@ -57,6 +57,8 @@ class _Scatter:
 class EmbeddingOp(Op):
     """``weight[indices]`` (indices: an int ndarray already checked to be in range)."""
 
+    opmath = False  # a gather: exact in any dtype (no float32 copy of a float16 table)
+
     def __init__(self, indices, padding_idx=None, scale_grad_by_freq=False):
         self.indices = indices
         self.padding_idx, self.scale_grad_by_freq = padding_idx, scale_grad_by_freq

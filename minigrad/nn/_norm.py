@@ -140,9 +140,10 @@ class Affine(Op):
 def standardize(x, axes, eps):
     """``(mean, biased var, xhat, r)`` of the ndarray ``x`` over ``axes``, kept dims.
 
-    Computed in ``x``'s op-math dtype (float32 for float16 and bfloat16); ``xhat`` and ``r``
-    are rounded to ``x``'s dtype, ``mean`` and ``var`` are not. Two passes: the variance is the
-    mean square of the centred values (no cancellation).
+    Computed and returned in ``x``'s op-math dtype (float32 for float16 and bfloat16): the ops
+    that use ``xhat`` and ``r`` run in that dtype too (``Op.apply``), so their results are
+    rounded once. Two passes: the variance is the mean square of the centred values (no
+    cancellation).
     """
     work = x.astype(opmath(x.dtype), copy=False)
     n = _count(x.shape, axes)
@@ -151,7 +152,7 @@ def standardize(x, axes, eps):
     var = blas_sum(np.square(xc), axes) / n
     r = 1 / np.sqrt(var + np.asarray(eps, var.dtype))
     xhat = np.multiply(xc, r, out=xc)
-    return mean, var, xhat.astype(x.dtype, copy=False), r.astype(x.dtype)
+    return mean, var, xhat, r
 
 
 def _mean(a, axes):

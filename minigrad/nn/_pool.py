@@ -61,6 +61,8 @@ class WindowPick(Op):
     The products and sums run over K slices of a strided view, never over a copy of the windows.
     """
 
+    opmath = False  # picks one element per window: exact in any dtype
+
     def __init__(self, win, onehot, value=None):
         self.win, self.onehot, self.value = win, onehot, value
 
@@ -96,19 +98,25 @@ class WindowPlace(Op):
 
 
 class WindowSum(Op):
-    """``y[n, c, *o] = sum of x[n, c, window(o)]`` (the numerator of average pooling)."""
+    """``y[n, c, *o] = scale[*o] * sum of x[n, c, window(o)]`` (average pooling with ``scale``
+    the divisors' inverses, broadcast over the output's spatial axes; a plain window sum
+    without). The scale is applied inside the op, so float16 rounds once and a window sum
+    past 65504 does not overflow on the way."""
 
-    def __init__(self, win):
-        self.win = win
+    def __init__(self, win, scale=None):
+        self.win, self.scale = win, scale
 
     def forward(self, x):
         parts = _parts(x, self.win)
         y = parts[0].copy()
         for part in parts[1:]:
             y += part
-        return channels_first(y)
+        y = channels_first(y)
+        return y if self.scale is None else y * self.scale.astype(y.dtype)
 
-    def vjp(self, g, out):  # every element of a window gets its sum's cotangent
+    def vjp(self, g, out):  # every element of a window gets its (scaled) sum's cotangent
+        if self.scale is not None:
+            g = g * self.scale.astype(g.dtype)
         return (WindowSpread.apply(g, win=self.win),)
 
 
@@ -232,7 +240,7 @@ def avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, 
                             f"got {type(divisor_override).__name__} {divisor_override!r}")
         if divisor_override == 0:
             raise ValueError(f"{name}: divisor_override must not be 0")
-        scale = np.asarray(1.0 / divisor_override, dtype=x.dtype)
+        scale = np.asarray(1.0 / divisor_override)
     else:
         # PyTorch's divisor: the window clipped to the padded input (count_include_pad) or to
         # the input itself; the extra windows of ceil_mode are clipped in both cases.
@@ -243,6 +251,6 @@ def avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, 
             lo, hi = (-p, n + p) if count_include_pad else (0, n)
             count = np.minimum(start + k, hi) - np.maximum(start, lo)
             counts = np.multiply.outer(counts, count)
-        scale = (1.0 / counts).astype(x.dtype)
-    y = WindowSum.apply(x, win=win) * scale
+        scale = 1.0 / counts
+    y = WindowSum.apply(x, win=win, scale=scale)
     return y.reshape(y.shape[1:]) if unbatched else y

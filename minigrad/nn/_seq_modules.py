@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _ops
 from .._checks import non_negative, positive_int
-from .._dtypes import as_dtype, is_float
+from .._dtypes import float_dtype, is_float
 from .._random import as_generator
 from .._tensor import Tensor, _operand
 from . import _attention, functional as F, init
@@ -29,10 +29,7 @@ def _param(array, dtype):
 
 
 def _float_dtype(dtype):
-    dtype = as_dtype(np.float32 if dtype is None else dtype)
-    if not is_float(dtype):
-        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
-    return dtype
+    return float_dtype(np.float32 if dtype is None else dtype)
 
 
 class Identity(Module):
@@ -462,20 +459,15 @@ class MultiheadAttention(Module):
         """The query, key and value projections ``[N, *, E]``; one matmul when ``packed``."""
         E, b = self.embed_dim, self.in_proj_bias
         if packed:
-            qkv = q @ self.in_proj_weight.T
-            if b is not None:
-                qkv = qkv + b
+            qkv = _ops.linear(q, self.in_proj_weight, b)
             return qkv[..., :E], qkv[..., E:2 * E], qkv[..., 2 * E:]
         if self._qkv_same_embed_dim:
             w = self.in_proj_weight
             weights = (w[:E], w[E:2 * E], w[2 * E:])
         else:
             weights = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)
-        out = []
-        for i, (x, wi) in enumerate(zip((q, k, v), weights)):
-            y = x @ wi.T
-            out.append(y if b is None else y + b[i * E:(i + 1) * E])
-        return tuple(out)
+        return tuple(_ops.linear(x, wi, None if b is None else b[i * E:(i + 1) * E])
+                     for i, (x, wi) in enumerate(zip((q, k, v), weights)))
 
     def _masks(self, attn_mask, key_padding_mask, N, L, S, dtype, batched):
         """``(allowed, bias)`` broadcastable to ``[N, H, L, S]`` from PyTorch-style masks."""

@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 _INDICES = (np.dtype(np.int32), np.dtype(np.int64))
-_FLOAT_DTYPES = tuple(_kernels.LOGIT_DTYPES)   # the dtypes the kernels compute
 
 
 class XentBackprop(Op):
@@ -163,11 +162,11 @@ def fused_sparse(logits, labels, labels_shape=None, *, scale=1.0, private=False)
 def _as_logits(logits, what="logits"):
     if isinstance(logits, Tensor):
         t = logits
-    elif isinstance(logits, np.ndarray) and logits.dtype in _FLOAT_DTYPES:
+    elif isinstance(logits, np.ndarray) and logits.dtype in _kernels.LOGIT_DTYPES:
         t = Tensor._wrap(logits)  # no copy: the kernels never write their inputs
     else:  # array-likes, and arrays of other dtypes or byte orders: converted (a copy)
         t = Tensor._wrap(_to_array(logits, None, what))
-    if t.dtype not in _FLOAT_DTYPES:
+    if t.dtype not in _kernels.LOGIT_DTYPES:
         raise TypeError(f"{what} must be {_kernels.LOGIT_NAMES}, got {t.dtype}")
     if t.ndim == 0:
         raise ValueError(f"{what} must have rank >= 1 (a class axis), got a scalar")

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import _ops
 from .._checks import real
-from .._dtypes import as_dtype, is_float
+from .._dtypes import float_dtype, is_float
 from .._tensor import Tensor, _operand
 from . import _attention, _embedding, _layer_norm, _special
 from ._conv import conv
@@ -236,10 +236,7 @@ def _softmax_dim(name, ndim, dim):
 def _as_dtype_for(x, dtype):
     x = _float_tensor(x, "input") if dtype is None else _operand(x)
     if dtype is not None:
-        dtype = as_dtype(dtype)
-        if not is_float(dtype):
-            raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
-        x = _ops.astype(x, dtype)
+        x = _ops.astype(x, float_dtype(dtype))
     return x
 
 

@@ -66,10 +66,7 @@ def _check_gain(gain):
 
 
 def _finish(values, dtype):
-    dtype = _dtypes.as_dtype(dtype)
-    if not _dtypes.is_float(dtype):
-        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
-    return values.astype(dtype, copy=False)
+    return values.astype(_dtypes.float_dtype(dtype), copy=False)
 
 
 def glorot_uniform(shape, *, gain=1.0, rng=None, dtype=np.float32):
