@@ -29,6 +29,8 @@ Design
   the row is skipped (never indexed) and counted; the kernel then returns the
   first bad row so that the wrapper can raise with the GIL held.
 """
+import os
+
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.math cimport NAN
@@ -75,6 +77,7 @@ cdef extern from "_xent_row.h" nogil:
     void xent_log_block(const double *x, double *out, Py_ssize_t n)
     int XENT_HAVE_CLONES
     int XENT_SHORT_ROW
+    int xent_simd_init(int allow)
 
 # What the build used; setup.py passes these as macros.
 cdef extern from *:
@@ -96,6 +99,18 @@ cnp.import_array()
 OPENMP_VERSION = XENT_OPENMP_VERSION   # e.g. 201511; 0 for a serial build
 COMPILE_ARGS = MINIGRAD_COMPILE_ARGS.decode()
 TARGET_CLONES = bool(XENT_HAVE_CLONES)  # x86-64-v4/v3/baseline clones, one chosen at load time
+
+
+def use_avx512(bint allow):
+    """Let the long rows use the AVX-512 reductions (where the CPU has them) or not;
+    returns whether they now do. For tests and benchmarks comparing the two paths: not
+    while a kernel runs in another thread."""
+    return bool(xent_simd_init(allow))
+
+
+# the AVX-512 reductions of the long rows, unless MINIGRAD_NO_AVX512 is set (to a non-empty
+# value other than 0) or the CPU lacks AVX-512F/DQ
+AVX512 = use_avx512(os.environ.get("MINIGRAD_NO_AVX512", "0") in ("", "0"))
 
 ctypedef fused logit_t:
     float

@@ -194,6 +194,32 @@ def test_float32_float64_within_the_error_model(dtype, classes, kind):
         np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.skipif(not _xent.AVX512, reason="the CPU has no AVX-512F/DQ (or MINIGRAD_NO_AVX512 is set)")
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("dtype", EVERY)
+def test_avx512_reductions_agree_with_the_generic_loops(dtype, kind):
+    """The long rows' AVX-512 max and sum combine the same values as the generic loops in
+    another order: the same max (NaNs passed over alike), NaN in the same places, the
+    double sum within a few of its ulps, and so loss and backprop within the error model."""
+    dtype = np.dtype(_dtypes.as_dtype(dtype))
+    for classes in (17, 24, 33, 100, 1000, 1031):
+        x, labels = problem(kind, dtype, classes, 60, seed=classes + 11)
+        try:
+            fast = run(kind, x, labels)
+            assert _xent.use_avx512(False) is False
+            generic = run(kind, x, labels)
+        finally:
+            assert _xent.use_avx512(True) is True
+        np.testing.assert_array_equal(fast[2][:, 0], generic[2][:, 0])            # the max
+        # a few ulps of the sum: an absolute error in its log
+        np.testing.assert_allclose(fast[2][:, 1], generic[2][:, 1], rtol=1e-14, atol=1e-14)
+        # both within the error model of the exact values, so within twice it of each other
+        compute = np.float64 if dtype == np.float64 else np.float32
+        _, backprop_bound, loss_bound = error_bounds(x, dense_labels(kind, labels, classes), compute)
+        assert_within(fast[0], generic[0], 2 * loss_bound, f"loss, {classes} classes")
+        assert_within(fast[1], generic[1], 2 * backprop_bound, f"backprop, {classes} classes")
+
+
 @pytest.mark.parametrize("dtype", EVERY)
 def test_stats_of_the_nasty_rows(dtype):
     for classes in (1, 2, 5, 16, 17, 40):
