@@ -435,6 +435,19 @@ static inline void xent_dense_finish_##SUF(const T *restrict x, const T *restric
     *ydot_io += ydot;                                                           \
 }                                                                               \
                                                                                 \
+/* The dense loss term by term, sum_j y_j (lsum - (x_j - m)) in double (a zero label  \
+ * contributes 0): for a row whose ysum * lsum - ydot is NaN although lsum is a       \
+ * number, because an infinite label makes both products infinite (inf - inf). Term  \
+ * by term the loss is +-inf, as TensorFlow and the reference give. */          \
+static double xent_dense_loss_terms_##SUF(const T *restrict x, const T *restrict y, \
+                                          ptrdiff_t n, double m, double lsum)   \
+{                                                                               \
+    double loss = 0.0;                                                          \
+    for (ptrdiff_t j = 0; j < n; j++)                                           \
+        if (y[j] != 0) loss += (double)y[j] * (lsum - ((double)x[j] - m));      \
+    return loss;                                                                \
+}                                                                               \
+                                                                                \
 /* the row's max and sum over the W-multiple body and the W-long tail block: the      \
  * AVX-512 reductions where the CPU has them, else the loops above */           \
 static inline T xent_rowmax_##SUF(const T *restrict x, ptrdiff_t body,          \
@@ -467,7 +480,7 @@ static inline double xent_split_sum_##SUF(T *restrict bp, T *restrict et,       
     T *slot = k < body ? bp + k : et + (k - body);  /* k = n: past the tail */  \
     *ek = k < n ? *slot : (T)0;                                                 \
     if (k < n) *slot = (T)0;                                                    \
-    *others = xent_rowsum_##SUF(bp, body, et);                 \
+    *others = xent_rowsum_##SUF(bp, body, et);                                  \
     return XENT_VALID_SUM(*others + (double)*ek);                               \
 }                                                                               \
                                                                                 \
@@ -478,13 +491,13 @@ XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             
     enum { W = 64 / sizeof(T) };                                                \
     const ptrdiff_t body = n - n % W, tail = n - body;                          \
     T xt[W], yt[W], et[W], m, ek, inv, sc = (T)scale;                           \
-    double sum, others, lsum, ysum = 0.0, ydot = 0.0;                           \
+    double sum, others, lsum, loss, ysum = 0.0, ydot = 0.0;                     \
     ptrdiff_t k;                                                                \
     for (ptrdiff_t j = 0; j < W; j++) {                                         \
         xt[j] = j < tail ? x[body + j] : -INFINITY;                             \
         yt[j] = j < tail ? y[body + j] : 0;                                     \
     }                                                                           \
-    m = xent_rowmax_##SUF(x, body, xt);              \
+    m = xent_rowmax_##SUF(x, body, xt);                                         \
     XENT_PREFETCH_ROW(T, x + n, n);                                             \
     XENT_PREFETCH_ROW(T, y + n, n);                                             \
     xent_exp_row_##SUF(x, m, bp, body);                                         \
@@ -502,7 +515,8 @@ XENT_CLONES static double xent_dense_row_##SUF(const T *restrict x,             
     lsum = log(sum);                                                            \
     xent_put_stats(stats, (double)m, lsum);                                     \
     /* NaN row: log(sum) is NaN, so is the loss */                              \
-    return ysum * lsum - ydot;                                                  \
+    loss = ysum * lsum - ydot;                                                  \
+    return loss == loss || lsum != lsum ? loss : xent_dense_loss_terms_##SUF(x, y, n, (double)m, lsum); \
 }                                                                               \
                                                                                 \
 XENT_CLONES static double xent_sparse_row_##SUF(const T *restrict x,            \
@@ -514,7 +528,7 @@ XENT_CLONES static double xent_sparse_row_##SUF(const T *restrict x,            
     T xt[W], et[W], m, ek, inv, sc = (T)scale;                                  \
     double sum, others, lsum;                                                   \
     for (ptrdiff_t j = 0; j < W; j++) xt[j] = j < tail ? x[body + j] : -INFINITY; \
-    m = xent_rowmax_##SUF(x, body, xt);              \
+    m = xent_rowmax_##SUF(x, body, xt);                                         \
     XENT_PREFETCH_ROW(T, x + n, n);                                             \
     xent_exp_row_##SUF(x, m, bp, body);                                         \
     xent_exp_row_##SUF(xt, m, et, W);                                           \
@@ -657,6 +671,16 @@ static inline int xent_dense_short_labels_##SUF(const T *restrict labels,       
     return 1;                                                                   \
 }
 
+/* row i's loss term by term (the dense rows' xent_dense_loss_terms_*) */
+#define XENT_DEFINE_DENSE_SHORT_TERMS(T, SUF)                                   \
+static inline double xent_dense_short_terms_##SUF(const T *restrict x,          \
+    const T *restrict labels, ptrdiff_t i, ptrdiff_t n, double m, double lsum)  \
+{                                                                               \
+    return xent_dense_loss_terms_##SUF(x + i * n, labels + i * n, n, m, lsum);  \
+}
+XENT_DEFINE_DENSE_SHORT_TERMS(float, f32)
+XENT_DEFINE_DENSE_SHORT_TERMS(double, f64)
+
 /* label hook, sparse: OUT y = one-hot block of the class index; 0 if it is out of range */
 #define XENT_DEFINE_SPARSE_SHORT_LABELS(T, SUF, I, ISUF)                        \
 static inline int xent_sparse_short_labels_##SUF##_##ISUF(const I *restrict labels, \
@@ -672,6 +696,13 @@ static inline int xent_sparse_short_labels_##SUF##_##ISUF(const I *restrict labe
     *ysum = 1.0;                                                                \
     *shift = (double)t[label] - (double)m;                                      \
     return 1;                                                                   \
+}                                                                               \
+                                                                                \
+/* row i's loss term by term: lsum - (x_label - m), as the rows loop forms it */ \
+static inline double xent_sparse_short_terms_##SUF##_##ISUF(const T *restrict x, \
+    const I *restrict labels, ptrdiff_t i, ptrdiff_t n, double m, double lsum)  \
+{                                                                               \
+    return lsum - ((double)x[i * n + (ptrdiff_t)labels[i]] - m);                \
 }
 
 /* xent_KIND_short_rows_SUF[_ISUF]: returns how many rows the label hook refused (their
@@ -713,6 +744,11 @@ XENT_CLONES static ptrdiff_t xent_##KIND##_short_rows_##SUF##LSUF(              
             loss[i0 + g] = (T)(ysums[g] * logs[g] - shifts[g]);                 \
             xent_put_stats(stats + 2 * (i0 + g), maxes[g], logs[g]);            \
         }                                                                       \
+        /* a NaN loss of a row that is not NaN (an infinite dense label): term by term */ \
+        for (ptrdiff_t g = 0; g < G && i0 + g < rows; g++)                      \
+            if (loss[i0 + g] != loss[i0 + g] && logs[g] == logs[g])             \
+                loss[i0 + g] = (T)xent_##KIND##_short_terms_##SUF##LSUF(x, labels, i0 + g, n, \
+                                                                       maxes[g], logs[g]); \
     }                                                                           \
     return bad;                                                                 \
 }

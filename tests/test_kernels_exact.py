@@ -221,6 +221,30 @@ def test_avx512_reductions_agree_with_the_generic_loops(dtype, kind):
 
 
 @pytest.mark.parametrize("dtype", EVERY)
+def test_infinite_dense_labels_give_the_references_loss(dtype):
+    """ysum * log-sum - sum_j y_j (x_j - m) is inf - inf for an infinite label; those rows'
+    loss is formed term by term: +-inf as TensorFlow and the reference give (NaN where a term
+    is inf * 0, as in the reference), the other rows untouched."""
+    dtype = np.dtype(_dtypes.as_dtype(dtype))
+    for classes in (1, 2, 16, 17, 100):
+        x = np.tile(np.linspace(1.0, -1.0, classes), (5, 1))
+        y = np.full((5, classes), 1.0 / classes)
+        y[0, -1] = np.inf                          # +inf label, probability < 1: +inf
+        y[1, -1] = -np.inf                         # -inf label: -inf
+        y[2, 0], y[2, -1] = np.inf, -np.inf        # both: inf - inf term by term too: NaN
+        y[3, 0] = np.inf                           # on the max; one class: inf * 0 = NaN
+        x, y = x.astype(dtype), y.astype(dtype)
+        with np.errstate(invalid="ignore"):            # the reference's inf - inf, on purpose
+            want, _ = dense_loss_backprop_reference(x, y)
+        for threads in (1, 2):
+            loss, _, _ = run("dense", x, y, threads)
+            got = loss.astype(np.float64)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want.astype(np.float64)), err_msg=str(classes))
+            np.testing.assert_array_equal(got[np.isinf(got)], want.astype(np.float64)[np.isinf(got)])
+            assert np.isfinite(got[4]) and np.isinf(got[:2]).all() == (classes > 1), (classes, got)
+
+
+@pytest.mark.parametrize("dtype", EVERY)
 def test_stats_of_the_nasty_rows(dtype):
     for classes in (1, 2, 5, 16, 17, 40):
         x = nasty_rows(classes, np.dtype(_dtypes.as_dtype(dtype)))
