@@ -15,8 +15,8 @@ try:  # numpy >= 2
 except ImportError:  # numpy 1.25, 1.26
     from numpy.core.numeric import normalize_axis_tuple
 
-__all__ = ["positive_int", "non_negative_int", "real", "non_negative", "flag", "optional_flag",
-           "integer", "int_tuple", "axes"]
+__all__ = ["positive_int", "non_negative_int", "real", "non_negative", "positive", "probability",
+           "flag", "optional_flag", "integer", "int_tuple", "axes"]
 
 
 def _got(value):
@@ -57,6 +57,22 @@ def non_negative(value, what):
     if real(value, what) < 0:
         raise ValueError(f"{what} must be >= 0, got {value}")
     return value
+
+
+def positive(value, what):
+    """``value`` if it is a finite real number > 0, else a TypeError/ValueError naming ``what``."""
+    if real(value, what) <= 0:
+        raise ValueError(f"{what} must be > 0, got {value}")
+    return value
+
+
+def probability(value, what):
+    """``value`` as a float in [0, 1] (a dropout probability), else TypeError/ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a float in [0, 1], got {_got(value)}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{what} must be in [0, 1], got {value}")
+    return float(value)
 
 
 def flag(value, what):

@@ -339,6 +339,16 @@ def as_tensor(data, dtype=None):
     return Tensor(data, dtype=dtype)
 
 
+def _float_tensor(x, what):
+    """``x`` as a tensor (shared where it can be, as by :func:`as_tensor`) of a
+    floating-point dtype; otherwise a ``TypeError`` naming ``what`` (the layers' and
+    losses' one check of their float inputs)."""
+    t = x if isinstance(x, Tensor) else as_tensor(x)
+    if not _dtypes.is_float(t.dtype):
+        raise TypeError(f"{what} must be a floating-point tensor, got dtype {t.dtype}")
+    return t
+
+
 def from_dlpack(data):
     """A tensor sharing memory with any object that speaks DLPack (a PyTorch CPU tensor, a
     numpy array, ...), through ``numpy.from_dlpack``; no copy is made.

@@ -50,7 +50,7 @@ import numpy as np
 
 from . import _dtypes
 from ._autograd import grad
-from ._checks import flag, non_negative, non_negative_int, optional_flag, positive_int
+from ._checks import flag, non_negative, non_negative_int, optional_flag, positive, positive_int
 from ._tensor import Tensor
 
 __all__ = ["gradcheck", "gradgradcheck", "check_grads", "GradcheckError", "Failure", "Entry",
@@ -126,8 +126,7 @@ def _check_dtype(dtype):
 def _check_options(fn, eps, atol, rtol, max_report, full_jacobian, seed, raise_exception):
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    if non_negative(eps, "eps") == 0:
-        raise ValueError("eps must be > 0, got 0")
+    positive(eps, "eps")
     for name, value in (("atol", atol), ("rtol", rtol)):
         if value is not None:
             non_negative(value, name)

@@ -355,7 +355,7 @@ def test_keyword_arguments_stay_compatible():
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"eps": 0}, ValueError, "eps must be > 0"),
-    ({"eps": -1e-6}, ValueError, "eps must be >= 0"),
+    ({"eps": -1e-6}, ValueError, "eps must be > 0, got -1e-06"),
     ({"atol": -1.0}, ValueError, "atol must be >= 0"),
     ({"rtol": float("nan")}, ValueError, "rtol must be finite"),
     ({"max_report": 0}, ValueError, "max_report must be >= 1"),

@@ -190,7 +190,7 @@ def test_dropout_successive_calls_draw_new_masks_and_edge_probabilities():
     x = np.ones(64, dtype=np.float32)
     assert drop(x).numpy().tobytes() != drop(x).numpy().tobytes()
     assert not nn.Dropout(1.0, rng=0)(x).numpy().any()
-    assert nn.Dropout(0.0, rng=0)(x) is x
+    assert nn.Dropout(0.0, rng=0)(x).numpy() is x          # an array is taken as is, not copied
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\], got 1.5"):
         nn.Dropout(1.5)
     with pytest.raises(TypeError, match=r"got str"):
@@ -376,6 +376,8 @@ def test_load_state_dict_refuses_lossy_casts():
 def test_dropout_refuses_integer_input():
     with pytest.raises(TypeError, match="float"):
         nn.Dropout(0.3, rng=0)(np.full(8, 10))
+    with pytest.raises(TypeError, match="float"):          # in evaluation as well
+        nn.Dropout(0.3, rng=0).eval()(np.full(8, 10))
 
 
 def test_cross_entropy_with_float_targets_points_to_soft_cross_entropy():

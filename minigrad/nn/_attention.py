@@ -14,15 +14,15 @@ with ``need_weights=True`` returns NaN there instead; minigrad gives zeros in bo
 """
 
 import math
-import numbers
 
 import numpy as np
 
 from .. import _ops
+from .._checks import probability
 from .._autograd import Op
 from .._dtypes import is_float
 from .._random import as_generator
-from .._tensor import Tensor, _operand
+from .._tensor import Tensor, _float_tensor
 from ._rows import row_max_array, row_sum, row_sum_array
 
 __all__ = ["AttentionWeights", "attention", "scaled_dot_product_attention"]
@@ -94,14 +94,6 @@ def attention(q, k, v, *, allowed=None, bias=None, scale=None, dropout_p=0.0, rn
     return p @ v, p
 
 
-def _check_probability(p, name):
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"{name} must be a float in [0, 1], got {type(p).__name__} {p!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {p}")
-    return float(p)
-
-
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False, *, rng=None):
     """Attention of ``query`` over ``key``/``value``: ``softmax(q k^T * scale + mask) @ v``.
@@ -148,10 +140,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     array([[1.  , 0.  ],
            [0.33, 0.67]])
     """
-    q, k, v = _operand(query), _operand(key), _operand(value)
+    q, k, v = _float_tensor(query, "query"), _float_tensor(key, "key"), _float_tensor(value, "value")
     for name, t in (("query", q), ("key", k), ("value", v)):
-        if not is_float(t.dtype):
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
         if t.ndim < 2:
             raise ValueError(f"{name} must have at least 2 dimensions [..., seq, features], "
                              f"got shape {t.shape}")
@@ -164,7 +154,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"key and value must have the same sequence length (axis -2), got "
                          f"shapes {k.shape} and {v.shape}")
-    dropout_p = _check_probability(dropout_p, "dropout_p")
+    dropout_p = probability(dropout_p, "dropout_p")
     if scale is not None:
         scale = float(scale)
     if enable_gqa:

@@ -31,8 +31,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .._autograd import Op
-from .._dtypes import is_float
-from .._tensor import as_tensor
+from .._checks import positive_int
+from .._tensor import _float_tensor
 from ._norm import BlasSum
 
 __all__ = ["Window", "pad", "windows", "offsets", "fold", "channels_last", "channels_first", "ntuple",
@@ -322,17 +322,10 @@ def _conv_padding(padding, d, kernel, stride, dilation):
     return tuple((p, p) for p in ntuple(padding, d, "padding", minimum=0))
 
 
-def _as_float_tensor(x, what):
-    t = as_tensor(x)
-    if not is_float(t.dtype):
-        raise TypeError(f"{what} must be a floating-point tensor, got dtype {t.dtype}")
-    return t
-
-
 def conv(input, weight, bias, stride, padding, dilation, groups, d):
     """Checked ``d``-dimensional convolution (PyTorch's ``conv1d``/``conv2d`` semantics)."""
     name = f"conv{d}d"
-    x, w = _as_float_tensor(input, "input"), _as_float_tensor(weight, "weight")
+    x, w = _float_tensor(input, "input"), _float_tensor(weight, "weight")
     if w.ndim != d + 2:
         raise ValueError(f"{name}: weight must have shape [out_channels, in_channels/groups, "
                          f"{', '.join('k' + str(i) for i in range(d))}] ({d + 2} axes), "
@@ -340,10 +333,7 @@ def conv(input, weight, bias, stride, padding, dilation, groups, d):
     if x.ndim not in (d + 1, d + 2):
         raise ValueError(f"{name}: input must have shape [N, C, *spatial] ({d + 2} axes) or "
                          f"[C, *spatial] ({d + 1} axes), got shape {x.shape}")
-    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
-        raise (TypeError if not isinstance(groups, numbers.Integral) or isinstance(groups, bool)
-               else ValueError)(f"{name}: groups must be a positive int, got {groups!r}")
-    groups = int(groups)
+    groups = positive_int(groups, f"{name}: groups")
     unbatched = x.ndim == d + 1
     if unbatched:
         x = x.reshape((1,) + x.shape)
@@ -366,7 +356,7 @@ def conv(input, weight, bias, stride, padding, dilation, groups, d):
                          f"kernel {tuple(dl * (k - 1) + 1 for k, dl in zip(kernel, dilation))}")
     inputs = [x, w]
     if bias is not None:
-        b = _as_float_tensor(bias, "bias")
+        b = _float_tensor(bias, "bias")
         if b.shape != (c_out,):
             raise ValueError(f"{name}: bias must have shape ({c_out},), got {b.shape}")
         inputs.append(b)

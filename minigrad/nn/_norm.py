@@ -37,7 +37,7 @@ import numpy as np
 from .._autograd import Op
 from .._checks import non_negative, real
 from .._dtypes import is_float, opmath
-from .._tensor import Tensor, as_tensor
+from .._tensor import Tensor, _float_tensor, as_tensor
 
 __all__ = ["blas_sum", "BlasSum", "ChannelDot", "Affine", "standardize", "Normalize", "NormGrad",
            "Rstd", "BatchNormTrain", "batch_norm"]
@@ -308,9 +308,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     momentum * batch``, the variance unbiased (``* n / (n - 1)``). In evaluation the running
     statistics normalise the input. ``weight`` and ``bias`` (per channel) scale and shift.
     """
-    x = as_tensor(input)
-    if not is_float(x.dtype):
-        raise TypeError(f"batch_norm: input must be a floating-point tensor, got dtype {x.dtype}")
+    x = _float_tensor(input, "batch_norm: input")
     if x.ndim < 2:
         raise ValueError(f"batch_norm: input must have shape [N, C, ...], got shape {x.shape}")
     real(momentum, "momentum")

@@ -28,8 +28,9 @@ import numbers
 import numpy as np
 
 from .._autograd import Op
+from .._checks import flag
 from .._dtypes import is_float
-from .._tensor import Tensor, as_tensor
+from .._tensor import Tensor, _float_tensor, as_tensor
 from ._conv import Window, channels_first, channels_last, fold, ntuple, pad, windows
 
 __all__ = ["max_pool", "avg_pool"]
@@ -166,8 +167,7 @@ def _window(name, x, d, kernel_size, stride, padding, dilation, ceil_mode):
         else ntuple(stride, d, "stride")
     padding = ntuple(padding, d, "padding", minimum=0)
     dilation = ntuple(dilation, d, "dilation")
-    if not isinstance(ceil_mode, (bool, np.bool_)):
-        raise TypeError(f"{name}: ceil_mode must be a bool, got {type(ceil_mode).__name__}")
+    flag(ceil_mode, f"{name}: ceil_mode")
     for k, p, dl in zip(kernel, padding, dilation):
         if p > (dl * (k - 1) + 1) // 2:
             raise ValueError(f"{name}: padding {padding} must be at most half the (dilated) "
@@ -226,13 +226,9 @@ def max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_in
 def avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, d):
     """Checked ``d``-dimensional average pooling (PyTorch's ``avg_pool2d`` semantics)."""
     name = f"avg_pool{d}d"
-    x = as_tensor(input)
-    if not is_float(x.dtype):
-        raise TypeError(f"{name}: input must be a floating-point tensor, got dtype {x.dtype}")
+    x = _float_tensor(input, f"{name}: input")
     win = _window(name, x, d, kernel_size, stride, padding, 1, ceil_mode)
-    if not isinstance(count_include_pad, (bool, np.bool_)):
-        raise TypeError(f"{name}: count_include_pad must be a bool, "
-                        f"got {type(count_include_pad).__name__}")
+    flag(count_include_pad, f"{name}: count_include_pad")
     x, unbatched = _batched(x, d)
     if divisor_override is not None:
         if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral):

@@ -13,10 +13,10 @@ import numbers
 import numpy as np
 
 from .. import _ops
-from .._checks import non_negative, positive_int
+from .._checks import non_negative, positive_int, probability
 from .._dtypes import float_dtype, is_float
 from .._random import as_generator
-from .._tensor import Tensor, _operand
+from .._tensor import Tensor, _float_tensor, _operand
 from . import _attention, functional as F, init
 from .modules import Linear, Module
 
@@ -359,7 +359,7 @@ class MultiheadAttention(Module):
         self.kdim = self.embed_dim if kdim is None else positive_int(kdim, "kdim")
         self.vdim = self.embed_dim if vdim is None else positive_int(vdim, "vdim")
         self._qkv_same_embed_dim = self.kdim == self.embed_dim and self.vdim == self.embed_dim
-        self.dropout = _attention._check_probability(dropout, "dropout")
+        self.dropout = probability(dropout, "dropout")
         self.batch_first = bool(batch_first)
         self.add_zero_attn = bool(add_zero_attn)
         dtype = _float_dtype(dtype)
@@ -440,8 +440,7 @@ class MultiheadAttention(Module):
             raise ValueError(f"query, key and value must have the same number of dimensions, "
                              f"got shapes {q.shape}, {k.shape} and {v.shape}")
         for name, t in (("query", q), ("key", k), ("value", v)):
-            if not is_float(t.dtype):
-                raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+            _float_tensor(t, name)
         for name, t, dim in (("query", q, self.embed_dim), ("key", k, self.kdim),
                              ("value", v, self.vdim)):
             if t.shape[-1] != dim:

@@ -22,9 +22,9 @@ import warnings
 import numpy as np
 
 from .. import _ops
-from .._checks import real
+from .._checks import integer, real
 from .._dtypes import float_dtype, is_float
-from .._tensor import Tensor, _operand
+from .._tensor import Tensor, _float_tensor, _operand
 from . import _attention, _embedding, _layer_norm, _special
 from ._conv import conv
 from ._norm import batch_norm
@@ -46,13 +46,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Sequence layers: embedding, layer norm, GELU, softmax, attention
 # --------------------------------------------------------------------------------------------
-def _float_tensor(x, name):
-    x = _operand(x)
-    if not is_float(x.dtype):
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
-
-
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``, as ``torch.nn.functional.linear``: one fused op.
 
@@ -221,8 +214,7 @@ def gelu(input, approximate="none"):
 def _softmax_dim(name, ndim, dim):
     """PyTorch's implicit dimension for ``dim=None`` (deprecated there too, with a warning)."""
     if dim is not None:
-        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-            raise TypeError(f"{name}: dim must be an int, got {type(dim).__name__} {dim!r}")
+        dim = integer(dim, f"{name}: dim")
         if not -max(ndim, 1) <= dim < max(ndim, 1):
             raise ValueError(f"{name}: dim {dim} is out of range for a tensor of {ndim} "
                              f"dimensions")

@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from .. import _dtypes
-from .._checks import int_tuple, real
+from .._checks import int_tuple, positive
 from .._random import as_generator
 
 __all__ = [
@@ -61,8 +61,7 @@ def fans(shape):
 
 
 def _check_gain(gain):
-    if real(gain, "gain") <= 0:
-        raise ValueError(f"gain must be > 0, got {gain}")
+    positive(gain, "gain")
 
 
 def _finish(values, dtype):

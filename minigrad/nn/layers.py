@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .._checks import integer, non_negative, positive_int, real
+from .._checks import flag, integer, non_negative, positive_int, real
 from .._random import as_generator
 from .._tensor import Tensor
 from . import functional as F
@@ -20,12 +20,6 @@ from .modules import Module
 __all__ = ["Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Flatten",
            "BatchNorm1d", "BatchNorm2d", "LeakyReLU", "MSELoss", "L1Loss", "BCEWithLogitsLoss",
            "NLLLoss"]
-
-
-def _check_bool(value, what):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{what} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 class _ConvNd(Module):
@@ -58,7 +52,7 @@ class _ConvNd(Module):
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Tensor(rng.uniform(-bound, bound, shape).astype(dtype), requires_grad=True)
         self.bias = (Tensor(rng.uniform(-bound, bound, out_channels).astype(dtype),
-                            requires_grad=True) if _check_bool(bias, "bias") else None)
+                            requires_grad=True) if flag(bias, "bias") else None)
 
     def forward(self, x):
         fn = F.conv1d if self._d == 1 else F.conv2d
@@ -139,8 +133,8 @@ class _MaxPoolNd(Module):
         self.kernel_size, self.padding = kernel_size, padding
         self.stride = kernel_size if stride is None else stride
         self.dilation = dilation
-        self.return_indices = _check_bool(return_indices, "return_indices")
-        self.ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+        self.return_indices = flag(return_indices, "return_indices")
+        self.ceil_mode = flag(ceil_mode, "ceil_mode")
         ntuple(kernel_size, self._d, "kernel_size")
         if stride is not None:
             ntuple(stride, self._d, "stride")
@@ -183,8 +177,8 @@ class _AvgPoolNd(Module):
                  count_include_pad=True, divisor_override=None):
         self.kernel_size, self.padding = kernel_size, padding
         self.stride = kernel_size if stride is None else stride
-        self.ceil_mode = _check_bool(ceil_mode, "ceil_mode")
-        self.count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+        self.ceil_mode = flag(ceil_mode, "ceil_mode")
+        self.count_include_pad = flag(count_include_pad, "count_include_pad")
         self.divisor_override = divisor_override
         ntuple(kernel_size, self._d, "kernel_size")
         if stride is not None:
@@ -262,13 +256,13 @@ class _BatchNorm(Module):
         if momentum is not None:
             real(momentum, "momentum")
         self.momentum = momentum
-        self.affine = _check_bool(affine, "affine")
-        self.track_running_stats = _check_bool(track_running_stats, "track_running_stats")
+        self.affine = flag(affine, "affine")
+        self.track_running_stats = flag(track_running_stats, "track_running_stats")
         # attribute order = state_dict order = PyTorch's
         self.weight = self.bias = None
         if self.affine:
             self.weight = Tensor(np.ones(num_features, dtype), requires_grad=True)
-            if _check_bool(bias, "bias"):
+            if flag(bias, "bias"):
                 self.bias = Tensor(np.zeros(num_features, dtype), requires_grad=True)
         self.running_mean = self.running_var = self.num_batches_tracked = None
         if self.track_running_stats:
@@ -372,7 +366,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01, inplace=False):
         self.negative_slope = real(negative_slope, "negative_slope")
-        self.inplace = _check_bool(inplace, "inplace")
+        self.inplace = flag(inplace, "inplace")
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)

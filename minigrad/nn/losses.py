@@ -12,7 +12,7 @@ from .._autograd import Op
 from .._checks import integer, real
 from .. import _dtypes
 from .._dtypes import is_float
-from .._tensor import Tensor, _operand
+from .._tensor import Tensor, _float_tensor, _operand
 from ._xent import (_as_logits, _index_array, fused_dense, fused_sparse,
                     softmax_cross_entropy_with_logits,
                     softmax_cross_entropy_with_logits_v2)
@@ -292,9 +292,7 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
 
 
 def _regression_pair(name, input, target, weight):
-    x = _operand(input)
-    if not is_float(x.dtype):
-        raise TypeError(f"{name}: input must be a floating-point tensor, got dtype {x.dtype}")
+    x = _float_tensor(input, f"{name}: input")
     y = target if isinstance(target, Tensor) else Tensor(target, dtype=x.dtype)
     if y.shape != x.shape:
         # PyTorch broadcasts here with a warning; a silent [N, 1] vs [N] broadcast is a
@@ -384,10 +382,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
     array([6.931472e-01, 3.783506e-44, 1.000000e+02], dtype=float32)
     """
     reduction = _check_reduction(reduction)
-    x = _operand(input)
-    if not is_float(x.dtype):
-        raise TypeError(f"binary_cross_entropy_with_logits: input must be a floating-point "
-                        f"tensor, got dtype {x.dtype}")
+    x = _float_tensor(input, "binary_cross_entropy_with_logits: input")
     y = target if isinstance(target, Tensor) else Tensor(target, dtype=x.dtype)
     if y.shape != x.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: target must have the input's shape "

@@ -17,7 +17,6 @@ Tensors that require grad are *parameters* (what optimizers update); the others 
 """
 
 import collections
-import numbers
 import os
 import warnings
 import zipfile
@@ -25,9 +24,9 @@ import zipfile
 import numpy as np
 
 from .. import _dtypes, _ops
-from .._checks import flag, positive_int
+from .._checks import flag, positive_int, probability
 from .._random import as_generator
-from .._tensor import Tensor
+from .._tensor import Tensor, as_tensor
 from . import init
 from .losses import (_check_ignore_index, _check_reduction, _check_smoothing, _loss_weight,
                      cross_entropy)
@@ -442,25 +441,22 @@ class Dropout(Module):
     >>> drop = nn.Dropout(0.5, rng=0)
     >>> drop(np.ones(4, dtype=np.float32))
     tensor([2., 0., 0., 0.], dtype=float32)
-    >>> drop.eval()(np.ones(4, dtype=np.float32))
-    array([1., 1., 1., 1.], dtype=float32)
+    >>> drop.eval()(np.ones(4, dtype=np.float32))      # the identity, on a tensor as in training
+    tensor([1., 1., 1., 1.], dtype=float32)
     """
 
     def __init__(self, p=0.5, *, rng=None):
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
-            raise TypeError(f"p must be a float in [0, 1], got {type(p).__name__} {p!r}")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = probability(p, "p")
         self._rng = as_generator(rng)
 
     def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        x = x if isinstance(x, Tensor) else Tensor(x)
+        # checked in evaluation too, so that a bad input fails in both modes alike
+        x = as_tensor(x)
         if not _dtypes.is_float(x.dtype):
             raise TypeError(f"Dropout needs a float input (its kept values are scaled by "
                             f"1/(1-p)), got {x.dtype}")
+        if not self.training or self.p == 0.0:
+            return x
         keep = self._rng.random(x.shape) >= self.p
         # The mask is a constant of the graph: the gradient is masked and scaled alike.
         scale = keep / (1.0 - self.p) if self.p < 1.0 else np.zeros(x.shape)
