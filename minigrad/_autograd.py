@@ -134,18 +134,17 @@ class Op:
         if not isinstance(grads, (tuple, list)) or len(grads) != len(inputs):
             raise _vjp_error(self, grads)
         result = []
-        for i, (x, need, gx) in enumerate(zip(inputs, self.needs, grads)):
-            if gx is not None and need:
-                if type(gx) is not Tensor:  # (a subclass is accepted by the slow check)
-                    _check_cotangent(self, i, gx)
-                data, like = gx.data, x.data
-                if data.shape != like.shape:
-                    gx = _sum_to(self, i, gx, like.shape)
-                if data.dtype != like.dtype:
-                    gx = gx.astype(like.dtype)
-                result.append(gx)
-            else:
+        for x, need, gx in zip(inputs, self.needs, grads):
+            if not need or gx is None:
                 result.append(None)
+                continue
+            if type(gx) is not Tensor:  # (the slow check accepts a subclass)
+                _check_cotangent(self, len(result), gx)
+            if gx.data.shape != x.data.shape:
+                gx = _sum_to(self, len(result), gx, x.shape)
+            if gx.data.dtype != x.data.dtype:
+                gx = gx.astype(x.data.dtype)
+            result.append(gx)
         return result
 
     def release(self):
