@@ -319,11 +319,15 @@ def _toposort(outputs, allow_released=False):
 def _relevant(order, wanted):
     """The ids of the tensors in ``order`` that a wanted tensor lies at or behind, or None
     when that is every one of them (see ``_backprop``)."""
-    if wanted is None and all(t._requires_grad for t in order):
-        # Every reached leaf requires grad, and a recorded tensor reaches a leaf along the
-        # inputs it needs: all are relevant (the common case, ``backward()``; the sweep below
-        # is for a tape's watched-only leaves and ``grad``'s chosen inputs).
-        return None
+    if wanted is None:
+        # When every reached leaf requires grad, all are relevant, since a recorded tensor
+        # reaches a leaf along the inputs it needs (the common case, ``backward()``; the sweep
+        # below is for a tape's watched-only leaves and ``grad``'s chosen inputs).
+        for t in order:  # the leaves come first
+            if t._node is not None:
+                return None
+            if not t._requires_grad:
+                break
     # ``order`` lists inputs first, so one forward sweep decides it.
     relevant = set()
     for t in order:
