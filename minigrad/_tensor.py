@@ -94,6 +94,9 @@ def _check_range(source, dtype, what, data=None):
                              f"expected a number in [{info.min}, {info.max}]")
 
 
+_new = object.__new__  # (no Python-level __new__ lookup per op output)
+
+
 class Tensor:
     """An n-dimensional array that can record the ops applied to it.
 
@@ -120,7 +123,7 @@ class Tensor:
     @classmethod
     def _wrap(cls, array):
         """A leaf around ``array`` with no copy and no checks (for ops' outputs)."""
-        t = cls.__new__(cls)
+        t = _new(cls)
         t.data, t.grad, t._node, t._requires_grad = array, None, None, False
         return t
 

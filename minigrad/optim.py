@@ -260,17 +260,26 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = np.zeros_like(w)
         state["step"] += 1
         t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        # One scratch array for every intermediate (the same arithmetic as the one-line
+        # forms, m += (1 - beta1) * g and so on, without a fresh array per operation).
+        scratch = np.multiply(g, 1 - beta1)
         m *= beta1
-        m += (1 - beta1) * g
+        m += scratch
+        np.multiply(g, g, out=scratch)
+        scratch *= 1 - beta2
         v *= beta2
-        v += (1 - beta2) * (g * g)
+        v += scratch
         if group["amsgrad"]:  # the buffer is made on first use: amsgrad may be switched on later
             v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(w))
             v = np.maximum(v_max, v, out=v_max)
-        # Bias corrections folded into the step size and the denominator, as PyTorch does.
-        denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t)
+        # Bias corrections folded into the step size and the denominator, as PyTorch does:
+        # w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        denom = np.sqrt(v, out=scratch)
+        denom /= math.sqrt(1 - beta2 ** t)
         denom += eps
-        w -= (lr / (1 - beta1 ** t)) * (m / denom)
+        step = np.divide(m, denom, out=scratch)
+        step *= lr / (1 - beta1 ** t)
+        w -= step
 
 
 class AdamW(Adam):

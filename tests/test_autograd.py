@@ -208,6 +208,18 @@ def test_tape_records_requires_grad_tensors_without_watch():
     np.testing.assert_array_equal(tape.gradient(y, w).data, [2.0, 4.0])
 
 
+def test_backward_skips_a_leaf_only_watched_by_a_tape():
+    # the walk's relevance sweep: a watched leaf without requires_grad gets no .grad, on its
+    # own branch or on one shared with a requires_grad leaf
+    a, b = mg.tensor([1.0, 2.0]), mg.tensor([3.0, 4.0], requires_grad=True)
+    with mg.GradientTape() as tape:
+        tape.watch(a)
+        y = (a * a + b * b + a * b).sum()
+    y.backward()
+    assert a.grad is None
+    np.testing.assert_array_equal(b.grad.data, [7.0, 10.0])
+
+
 def test_nested_tapes_give_second_derivatives():
     x = mg.tensor(3.0, dtype="float64")
     with mg.GradientTape() as outer:
