@@ -101,16 +101,21 @@ COMPILE_ARGS = MINIGRAD_COMPILE_ARGS.decode()
 TARGET_CLONES = bool(XENT_HAVE_CLONES)  # x86-64-v4/v3/baseline clones, one chosen at load time
 
 
-def use_avx512(bint allow):
-    """Let the long rows use the AVX-512 reductions (where the CPU has them) or not;
-    returns whether they now do. For tests and benchmarks comparing the two paths: not
-    while a kernel runs in another thread."""
-    return bool(xent_simd_init(allow))
+SIMD_LEVELS = ("generic", "avx2", "avx512")
 
 
-# the AVX-512 reductions of the long rows, unless MINIGRAD_NO_AVX512 is set (to a non-empty
-# value other than 0) or the CPU lacks AVX-512F/DQ
-AVX512 = use_avx512(os.environ.get("MINIGRAD_NO_AVX512", "0") in ("", "0"))
+def use_simd(level):
+    """Let the long rows' max and double sum use SIMD reductions up to ``level``:
+    ``"avx512"``, ``"avx2"`` or ``"generic"`` (the compiler's loops). The best level the CPU
+    has, at most that one, is used and returned. For tests and benchmarks comparing the
+    paths; not while a kernel runs in another thread."""
+    if level not in SIMD_LEVELS:
+        raise ValueError(f"level must be one of {SIMD_LEVELS}, got {level!r}")
+    return SIMD_LEVELS[xent_simd_init(SIMD_LEVELS.index(level))]
+
+
+# at most MINIGRAD_SIMD (default: the best the CPU has)
+SIMD = use_simd(os.environ.get("MINIGRAD_SIMD") or "avx512")
 
 ctypedef fused logit_t:
     float

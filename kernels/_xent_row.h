@@ -292,38 +292,72 @@ static inline T xent_set_aside_##SUF(T ek, T yk, double others, double sum,     
 XENT_DEFINE_SET_ASIDE(float, f32)
 XENT_DEFINE_SET_ASIDE(double, f64)
 
-/* ---- AVX-512 reductions for the long rows ------------------------------------
+/* ---- SIMD reductions for the long rows (AVX2, AVX-512) -----------------------
  * gcc vectorizes the `reduction(max:)` and `reduction(+:)` loops above with one
- * vector accumulator and then reduces its lanes one after another: the max pass
+ * vector accumulator and then folds its lanes one after another: the max pass
  * and the double sum are chains of dependent operations, and the next pass of
- * the row waits for the lanes' chain. These run four accumulators and reduce
- * them as a tree (measured at [4096, 1000] float32, one thread: the row 13%
- * faster). They combine the same values in another order: the max is the same
- * value, the double sum may differ in its last bits. Used where the CPU has
- * AVX-512F and DQ (xent_simd_init, called when the module loads); anywhere
- * else, and for the tests' comparison, the loops above. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(MINIGRAD_NO_AVX512)
+ * the row waits for the fold. These run four accumulators and fold them as a
+ * tree (measured, [4096, 1000] float32, one thread: the row 13-19% faster with
+ * AVX-512; with AVX2 the max pass 2.9x and the sum 1.3x faster). They combine the
+ * same values in another order: the max is the same value, the double sum may
+ * differ in its last bits. The level is chosen when the module loads
+ * (xent_simd_init: the best the CPU has, at most the level asked for); level 0,
+ * the loops above, runs anywhere else and for the tests' comparisons. */
+#define XENT_SIMD_GENERIC 0
+#define XENT_SIMD_AVX2 1
+#define XENT_SIMD_AVX512 2
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(MINIGRAD_NO_SIMD_REDUCTIONS)
 #include <immintrin.h>
-#define XENT_HAVE_AVX512 1
-static int xent_avx512 = 0;
+#define XENT_HAVE_SIMD_REDUCTIONS 1
+static int xent_simd_level = XENT_SIMD_GENERIC;
 
-/* use the AVX-512 reductions if allow and the CPU has them; returns whether it does */
-static int xent_simd_init(int allow)
+/* use the best level the CPU has, at most `most`; returns the level used */
+static int xent_simd_init(int most)
 {
+    int level = XENT_SIMD_GENERIC;
     __builtin_cpu_init();
-    xent_avx512 = allow && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-    return xent_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        level = XENT_SIMD_AVX2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+        level = XENT_SIMD_AVX512;
+    xent_simd_level = level < most ? level : most;
+    return xent_simd_level;
 }
 
-/* The max of x[0, body) (body a multiple of the vector) and the one-vector tail block.
- * A NaN is passed over, as by `x > m ? x : m`: vmaxps returns its second operand unless
- * the first is greater, and the accumulators (second) never hold a NaN. */
-#define XENT_DEFINE_AVX512(T, SUF, V, VL, LOAD, MAX, REDUCE_MAX, SET1, WIDE8)  \
-__attribute__((target("avx512f,avx512dq")))                                     \
-static T xent_block_max_##SUF##_avx512(const T *restrict x, ptrdiff_t body,      \
-                                       const T *restrict xt)                    \
+/* lane folds that AVX2 lacks as intrinsics (AVX-512 has _mm512_reduce_*) */
+__attribute__((target("avx2,fma")))
+static inline float xent_fold_max_ps256(__m256 a)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
+}
+__attribute__((target("avx2,fma")))
+static inline double xent_fold_max_pd256(__m256d a)
+{
+    __m128d m = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(m, _mm_unpackhi_pd(m, m)));
+}
+__attribute__((target("avx2,fma")))
+static inline double xent_fold_add_pd256(__m256d a)
+{
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+/* xent_block_max_SUF_ISA: the max of x[0, body) and the W-long tail block xt (W = 64 bytes
+ * of T; body a multiple of W), by vectors of VL. A NaN is passed over, as by
+ * `x > m ? x : m`: vmaxps returns its second operand unless the first is greater, and the
+ * accumulators (second) never hold a NaN.
+ * xent_block_sum_SUF_ISA: the sum, in double, of e[0, body) and the tail block et, by
+ * vectors of DL doubles (WIDE: DL values from p, in double). */
+#define XENT_DEFINE_SIMD_REDUCTIONS(T, SUF, ISA, TARGET, V, VL, LOAD, MAX, SET1, FOLD_MAX,  \
+                                    D, DL, DZERO, DADD, WIDE, FOLD_ADD)         \
+__attribute__((target(TARGET)))                                                 \
+static T xent_block_max_##SUF##_##ISA(const T *restrict x, ptrdiff_t body,      \
+                                      const T *restrict xt)                     \
 {                                                                               \
-    V a0 = MAX(LOAD(xt), SET1(-INFINITY)), a1 = SET1(-INFINITY), a2 = a1, a3 = a1; \
+    V a0 = SET1(-INFINITY), a1 = a0, a2 = a0, a3 = a0;                          \
     ptrdiff_t i = 0;                                                            \
     for (; i + 4 * VL <= body; i += 4 * VL) {                                   \
         a0 = MAX(LOAD(x + i), a0);                                              \
@@ -332,38 +366,48 @@ static T xent_block_max_##SUF##_avx512(const T *restrict x, ptrdiff_t body,     
         a3 = MAX(LOAD(x + i + 3 * VL), a3);                                     \
     }                                                                           \
     for (; i < body; i += VL) a0 = MAX(LOAD(x + i), a0);                        \
-    return REDUCE_MAX(MAX(MAX(a0, a1), MAX(a2, a3)));                           \
+    for (i = 0; i < 64 / (ptrdiff_t)sizeof(T); i += VL) a1 = MAX(LOAD(xt + i), a1); \
+    return FOLD_MAX(MAX(MAX(a0, a1), MAX(a2, a3)));                             \
 }                                                                               \
                                                                                 \
-/* the sum, in double, of e[0, body) and the one-vector tail block, by vectors of   \
- * eight doubles (WIDE8: eight values from p, in double) */                     \
-__attribute__((target("avx512f,avx512dq")))                                     \
-static double xent_block_sum_##SUF##_avx512(const T *restrict e, ptrdiff_t body, \
-                                            const T *restrict et)               \
+__attribute__((target(TARGET)))                                                 \
+static double xent_block_sum_##SUF##_##ISA(const T *restrict e, ptrdiff_t body, \
+                                           const T *restrict et)                \
 {                                                                               \
-    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;                \
+    D a0 = DZERO(), a1 = a0, a2 = a0, a3 = a0;                                  \
     ptrdiff_t i = 0;                                                            \
-    for (; i + 32 <= body; i += 32) {                                           \
-        a0 = _mm512_add_pd(a0, WIDE8(e + i));                                   \
-        a1 = _mm512_add_pd(a1, WIDE8(e + i + 8));                               \
-        a2 = _mm512_add_pd(a2, WIDE8(e + i + 16));                              \
-        a3 = _mm512_add_pd(a3, WIDE8(e + i + 24));                              \
+    for (; i + 4 * DL <= body; i += 4 * DL) {                                   \
+        a0 = DADD(a0, WIDE(e + i));                                             \
+        a1 = DADD(a1, WIDE(e + i + DL));                                        \
+        a2 = DADD(a2, WIDE(e + i + 2 * DL));                                    \
+        a3 = DADD(a3, WIDE(e + i + 3 * DL));                                    \
     }                                                                           \
-    for (; i < body; i += 8) a0 = _mm512_add_pd(a0, WIDE8(e + i));              \
-    for (i = 0; i < VL; i += 8) a1 = _mm512_add_pd(a1, WIDE8(et + i));          \
-    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3))); \
+    for (; i < body; i += DL) a0 = DADD(a0, WIDE(e + i));                       \
+    for (i = 0; i < 64 / (ptrdiff_t)sizeof(T); i += DL) a1 = DADD(a1, WIDE(et + i)); \
+    return FOLD_ADD(DADD(DADD(a0, a1), DADD(a2, a3)));                          \
 }
-#define XENT_WIDE8_F32(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
-#define XENT_WIDE8_F64(p) _mm512_loadu_pd(p)
-XENT_DEFINE_AVX512(float, f32, __m512, 16, _mm512_loadu_ps, _mm512_max_ps, _mm512_reduce_max_ps,
-                   _mm512_set1_ps, XENT_WIDE8_F32)
-XENT_DEFINE_AVX512(double, f64, __m512d, 8, _mm512_loadu_pd, _mm512_max_pd, _mm512_reduce_max_pd,
-                   _mm512_set1_pd, XENT_WIDE8_F64)
-#define XENT_FAST(call) if (xent_avx512) return call;
+#define XENT_WIDE_F32_512(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
+#define XENT_WIDE_F32_256(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
+XENT_DEFINE_SIMD_REDUCTIONS(float, f32, avx512, "avx512f,avx512dq", __m512, 16, _mm512_loadu_ps,
+                            _mm512_max_ps, _mm512_set1_ps, _mm512_reduce_max_ps, __m512d, 8,
+                            _mm512_setzero_pd, _mm512_add_pd, XENT_WIDE_F32_512, _mm512_reduce_add_pd)
+XENT_DEFINE_SIMD_REDUCTIONS(double, f64, avx512, "avx512f,avx512dq", __m512d, 8, _mm512_loadu_pd,
+                            _mm512_max_pd, _mm512_set1_pd, _mm512_reduce_max_pd, __m512d, 8,
+                            _mm512_setzero_pd, _mm512_add_pd, _mm512_loadu_pd, _mm512_reduce_add_pd)
+XENT_DEFINE_SIMD_REDUCTIONS(float, f32, avx2, "avx2,fma", __m256, 8, _mm256_loadu_ps,
+                            _mm256_max_ps, _mm256_set1_ps, xent_fold_max_ps256, __m256d, 4,
+                            _mm256_setzero_pd, _mm256_add_pd, XENT_WIDE_F32_256, xent_fold_add_pd256)
+XENT_DEFINE_SIMD_REDUCTIONS(double, f64, avx2, "avx2,fma", __m256d, 4, _mm256_loadu_pd,
+                            _mm256_max_pd, _mm256_set1_pd, xent_fold_max_pd256, __m256d, 4,
+                            _mm256_setzero_pd, _mm256_add_pd, _mm256_loadu_pd, xent_fold_add_pd256)
+/* in xent_rowmax_* / xent_rowsum_*: return the SIMD reduction at the level chosen */
+#define XENT_FAST(NAME, SUF, ...)                                               \
+    if (xent_simd_level == XENT_SIMD_AVX512) return NAME##_##SUF##_avx512(__VA_ARGS__); \
+    if (xent_simd_level == XENT_SIMD_AVX2) return NAME##_##SUF##_avx2(__VA_ARGS__);
 #else
-#define XENT_HAVE_AVX512 0
-static int xent_simd_init(int allow) { (void)allow; return 0; }
-#define XENT_FAST(call)
+#define XENT_HAVE_SIMD_REDUCTIONS 0
+static int xent_simd_init(int most) { (void)most; return XENT_SIMD_GENERIC; }
+#define XENT_FAST(NAME, SUF, ...)
 #endif
 
 #define XENT_DEFINE_ROWS(T, SUF, EXP)                                           \
@@ -448,19 +492,19 @@ static double xent_dense_loss_terms_##SUF(const T *restrict x, const T *restrict
     return loss;                                                                \
 }                                                                               \
                                                                                 \
-/* the row's max and sum over the W-multiple body and the W-long tail block: the      \
- * AVX-512 reductions where the CPU has them, else the loops above */           \
+/* the row's max and sum over the W-multiple body and the W-long tail block: the \
+ * SIMD reductions at the level chosen (xent_simd_init), else the loops above */ \
 static inline T xent_rowmax_##SUF(const T *restrict x, ptrdiff_t body,          \
                                   const T *restrict xt)                         \
 {                                                                               \
-    XENT_FAST(xent_block_max_##SUF##_avx512(x, body, xt))                       \
+    XENT_FAST(xent_block_max, SUF, x, body, xt)                                 \
     return xent_max_##SUF(xt, 64 / sizeof(T), xent_max_##SUF(x, body, -INFINITY)); \
 }                                                                               \
                                                                                 \
 static inline double xent_rowsum_##SUF(const T *restrict e, ptrdiff_t body,     \
                                        const T *restrict et)                    \
 {                                                                               \
-    XENT_FAST(xent_block_sum_##SUF##_avx512(e, body, et))                       \
+    XENT_FAST(xent_block_sum, SUF, e, body, et)                                 \
     return xent_sum_##SUF(e, body) + xent_sum_##SUF(et, 64 / sizeof(T));        \
 }                                                                               \
                                                                                 \

@@ -96,11 +96,12 @@ def show_config(print_=True):
     --------
     >>> from minigrad._config import show_config
     >>> sorted(show_config(print_=False))  # doctest: +NORMALIZE_WHITESPACE
-    ['avx512', 'bfloat16', 'compile_args', 'ml_dtypes', 'num_threads', 'numpy', 'openmp',
-     'openmp_version', 'parallel_min_size', 'target_clones']
+    ['bfloat16', 'compile_args', 'ml_dtypes', 'num_threads', 'numpy', 'openmp',
+     'openmp_version', 'parallel_min_size', 'simd', 'target_clones']
 
-    ``avx512`` says whether the long rows use the AVX-512 reductions (the CPU has
-    AVX-512F/DQ and ``MINIGRAD_NO_AVX512`` is not set). ``bfloat16`` says whether bfloat16 tensors and kernels are available (they need the
+    ``simd`` says which reductions the long rows use: ``"avx512"``, ``"avx2"`` (the best
+    the CPU has, at most the environment variable ``MINIGRAD_SIMD``) or ``"generic"``.
+    ``bfloat16`` says whether bfloat16 tensors and kernels are available (they need the
     optional package ml_dtypes), ``ml_dtypes`` its version, or None.
     """
     from minigrad import _dtypes, _xent
@@ -110,7 +111,7 @@ def show_config(print_=True):
         "openmp_version": _xent.OPENMP_VERSION,
         "compile_args": _xent.COMPILE_ARGS,
         "target_clones": _xent.TARGET_CLONES,
-        "avx512": _xent.AVX512,
+        "simd": _xent.SIMD,
         "num_threads": get_num_threads() if _xent.OPENMP_VERSION else 1,
         "parallel_min_size": PARALLEL_MIN_SIZE,
         "numpy": np.__version__,

@@ -194,22 +194,27 @@ def test_float32_float64_within_the_error_model(dtype, classes, kind):
         np.testing.assert_array_equal(one, two)
 
 
-@pytest.mark.skipif(not _xent.AVX512, reason="the CPU has no AVX-512F/DQ (or MINIGRAD_NO_AVX512 is set)")
+@pytest.mark.parametrize("level", ["avx2", "avx512"])
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
 @pytest.mark.parametrize("dtype", EVERY)
-def test_avx512_reductions_agree_with_the_generic_loops(dtype, kind):
-    """The long rows' AVX-512 max and sum combine the same values as the generic loops in
+def test_simd_reductions_agree_with_the_generic_loops(dtype, kind, level):
+    """The long rows' SIMD max and sum combine the same values as the generic loops in
     another order: the same max (NaNs passed over alike), NaN in the same places, the
     double sum within a few of its ulps, and so loss and backprop within the error model."""
     dtype = np.dtype(_dtypes.as_dtype(dtype))
-    for classes in (17, 24, 33, 100, 1000, 1031):
-        x, labels = problem(kind, dtype, classes, 60, seed=classes + 11)
-        try:
+    try:
+        if _xent.use_simd(level) != level:
+            pytest.skip(f"the CPU has no {level} (or MINIGRAD_SIMD caps it)")
+        results = {}
+        for classes in (17, 24, 33, 100, 1000, 1031):
+            x, labels = problem(kind, dtype, classes, 60, seed=classes + 11)
+            assert _xent.use_simd(level) == level
             fast = run(kind, x, labels)
-            assert _xent.use_avx512(False) is False
-            generic = run(kind, x, labels)
-        finally:
-            assert _xent.use_avx512(True) is True
+            assert _xent.use_simd("generic") == "generic"
+            results[classes] = x, labels, fast, run(kind, x, labels)
+    finally:
+        _xent.use_simd(_xent.SIMD)
+    for classes, (x, labels, fast, generic) in results.items():
         np.testing.assert_array_equal(fast[2][:, 0], generic[2][:, 0])            # the max
         # a few ulps of the sum: an absolute error in its log
         np.testing.assert_allclose(fast[2][:, 1], generic[2][:, 1], rtol=1e-14, atol=1e-14)
