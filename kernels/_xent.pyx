@@ -77,7 +77,8 @@ cdef extern from "_xent_row.h" nogil:
     void xent_log_block(const double *x, double *out, Py_ssize_t n)
     int XENT_HAVE_CLONES
     int XENT_SHORT_ROW
-    int xent_simd_init(int allow)
+    int xent_simd_init(int most)
+    int xent_simd_level
 
 # What the build used; setup.py passes these as macros.
 cdef extern from *:
@@ -114,7 +115,12 @@ def use_simd(level):
     return SIMD_LEVELS[xent_simd_init(SIMD_LEVELS.index(level))]
 
 
-# at most MINIGRAD_SIMD (default: the best the CPU has)
+def simd_level():
+    """The level the long rows' reductions use now (see ``use_simd``)."""
+    return SIMD_LEVELS[xent_simd_level]
+
+
+# the level chosen at load time: the best the CPU has, at most MINIGRAD_SIMD
 SIMD = use_simd(os.environ.get("MINIGRAD_SIMD") or "avx512")
 
 ctypedef fused logit_t:

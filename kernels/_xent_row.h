@@ -280,12 +280,14 @@ static inline void xent_put_stats(double *restrict stats, double m, double lsum)
  * scale * (e_k (1 - y_k) - y_k others) / sum in double from the sum of the others
  * (which keeps their relative accuracy) and rounded once to T; for y_k = 1 that is
  * -scale * others / sum. Elsewhere there is no cancellation to avoid, and the entry is
- * formed as every other one is (fewer roundings when y_k is not 1). */
+ * formed as every other one is (fewer roundings when y_k is not 1), and so is the
+ * entry of an infinite label (-inf where y_k = inf: the set-aside form would make
+ * y_k * others = inf * 0 = NaN when the others' exps sum to 0). */
 #define XENT_DEFINE_SET_ASIDE(T, SUF)                                           \
 static inline T xent_set_aside_##SUF(T ek, T yk, double others, double sum,     \
                                      T inv, T sc, double scale)                 \
 {                                                                               \
-    if ((double)ek > others)                                                    \
+    if ((double)ek > others && fabs((double)yk) < INFINITY)                     \
         return (T)((((double)ek * (1.0 - (double)yk) - (double)yk * others) / sum) * scale); \
     return ek * inv - yk * sc;                                                  \
 }
@@ -306,7 +308,8 @@ XENT_DEFINE_SET_ASIDE(double, f64)
 #define XENT_SIMD_GENERIC 0
 #define XENT_SIMD_AVX2 1
 #define XENT_SIMD_AVX512 2
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(MINIGRAD_NO_SIMD_REDUCTIONS)
+#if defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 7) && defined(__x86_64__) \
+    && !defined(MINIGRAD_NO_SIMD_REDUCTIONS)
 #include <immintrin.h>
 #define XENT_HAVE_SIMD_REDUCTIONS 1
 static int xent_simd_level = XENT_SIMD_GENERIC;
@@ -406,7 +409,8 @@ XENT_DEFINE_SIMD_REDUCTIONS(double, f64, avx2, "avx2,fma", __m256d, 4, _mm256_lo
     if (xent_simd_level == XENT_SIMD_AVX2) return NAME##_##SUF##_avx2(__VA_ARGS__);
 #else
 #define XENT_HAVE_SIMD_REDUCTIONS 0
-static int xent_simd_init(int most) { (void)most; return XENT_SIMD_GENERIC; }
+static int xent_simd_level = XENT_SIMD_GENERIC;
+static int xent_simd_init(int most) { (void)most; return xent_simd_level; }
 #define XENT_FAST(NAME, SUF, ...)
 #endif
 

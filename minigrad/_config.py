@@ -111,7 +111,7 @@ def show_config(print_=True):
         "openmp_version": _xent.OPENMP_VERSION,
         "compile_args": _xent.COMPILE_ARGS,
         "target_clones": _xent.TARGET_CLONES,
-        "simd": _xent.SIMD,
+        "simd": _xent.simd_level(),
         "num_threads": get_num_threads() if _xent.OPENMP_VERSION else 1,
         "parallel_min_size": PARALLEL_MIN_SIZE,
         "numpy": np.__version__,

@@ -241,8 +241,17 @@ def test_infinite_dense_labels_give_the_references_loss(dtype):
         x, y = x.astype(dtype), y.astype(dtype)
         with np.errstate(invalid="ignore"):            # the reference's inf - inf, on purpose
             want, _ = dense_loss_backprop_reference(x, y)
+        x1, y1 = x[:1, :1], y[:1, :1]                  # one class, label inf: the others' sum is 0
+        with np.errstate(invalid="ignore"):
+            want_one = dense_loss_backprop_reference(x1, y1)
         for threads in (1, 2):
-            loss, _, _ = run("dense", x, y, threads)
+            loss, backprop, _ = run("dense", x, y, threads)
+            with np.errstate(invalid="ignore"):
+                want_backprop = dense_loss_backprop_reference(x, y)[1].astype(np.float64)
+            np.testing.assert_array_equal(np.isnan(backprop.astype(np.float64)), np.isnan(want_backprop))
+            np.testing.assert_array_equal(np.isinf(backprop.astype(np.float64)), np.isinf(want_backprop))
+            for got_one, want_part in zip(run("dense", x1, y1, threads)[:2], want_one):
+                np.testing.assert_array_equal(got_one.astype(np.float64), want_part.astype(np.float64))
             got = loss.astype(np.float64)
             np.testing.assert_array_equal(np.isnan(got), np.isnan(want.astype(np.float64)), err_msg=str(classes))
             np.testing.assert_array_equal(got[np.isinf(got)], want.astype(np.float64)[np.isinf(got)])
