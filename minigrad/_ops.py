@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import _checks, _dtypes
+from . import _checks, _dtypes, _elementwise
 from ._autograd import Op
 from ._tensor import Tensor, _is_python_scalar, _operand
 
@@ -228,6 +228,12 @@ class TanhBackward(Op):
     from x = 9.01 on)."""
 
     def forward(self, g, x):
+        if x.dtype == g.dtype == np.float32 and x.shape == g.shape:
+            # the same arithmetic in one C pass (kernels/_elementwise.h): numpy's six passes
+            # below cost ~6.5 us at [64, 64], this ~2.5
+            out = np.empty(x.shape, np.float32)
+            _elementwise.tanh_grad_f32(np.ascontiguousarray(g), np.ascontiguousarray(x), out)
+            return out
         # Inputs cast up front: numpy's mixed-dtype loops (float32 in, float64 out) cast in
         # small buffers and were ~10% slower here at [64, 64] (measured).
         wide = _wide(x.dtype)

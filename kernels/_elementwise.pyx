@@ -1,0 +1,38 @@
+# cython: language_level=3
+"""Elementwise kernels that numpy cannot do in one pass at the accuracy the ops promise.
+
+``tanh_grad_f32(upstream, x, out)``: tanh's VJP for float32, ``upstream * sech^2(x)``
+formed in double and rounded once (``kernels/_elementwise.h``, ``mg_tanh_grad_f32``). numpy needs
+six passes for the same arithmetic (casts, a float64 cosh, a square, a divide, a cast
+back); this is one. The op (``minigrad._ops.TanhBackward``) validates and falls back to
+numpy for other dtypes and layouts.
+"""
+cimport numpy as cnp
+
+cdef extern from "_elementwise.h" nogil:
+    void mg_tanh_grad_f32(const float *g, const float *x, float *out, Py_ssize_t n)
+
+cnp.import_array()
+
+
+cdef int _check_f32(cnp.ndarray a, str name, cnp.npy_intp size, bint out) except -1:
+    """a is a C-contiguous native float32 array of ``size`` elements (writeable if out)."""
+    if (cnp.PyArray_TYPE(a) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISNOTSWAPPED(a)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_SIZE(a) != size
+            or (out and not cnp.PyArray_ISWRITEABLE(a))):
+        raise ValueError(f"{name} must be a C-contiguous{' writeable' if out else ''} float32 "
+                         f"array of {size} elements, got {(<object>a).dtype} {(<object>a).shape}")
+    return 0
+
+
+def tanh_grad_f32(cnp.ndarray upstream not None, cnp.ndarray x not None,
+                  cnp.ndarray out not None):
+    """OUT ``out = upstream * sech^2(x)`` (IN ``upstream``, ``x``: float32, C-contiguous,
+    of ``out``'s size), within half an ulp of float32 plus ~1e-15 relative."""
+    cdef cnp.npy_intp n = cnp.PyArray_SIZE(out)
+    _check_f32(upstream, "upstream", n, False)
+    _check_f32(x, "x", n, False)
+    _check_f32(out, "out", n, True)
+    with nogil:
+        mg_tanh_grad_f32(<const float *>cnp.PyArray_DATA(upstream),
+                         <const float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(out), n)
