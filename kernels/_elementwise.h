@@ -21,4 +21,18 @@ XENT_CLONES static void mg_tanh_grad_f32(const float *restrict g, const float *r
     }
 }
 
+/* ---- the sigmoid's derivative ------------------------------------------------
+ * OUT out_j = g_j * s(x_j) s(-x_j) = g_j * e / (1 + e)^2 with e = exp(-|x|), formed
+ * in double and rounded once to float, as tanh's above (the form that does not cancel
+ * where out (1 - out) does: 0 in float32 from x = 17 on). */
+XENT_CLONES static void mg_sigmoid_grad_f32(const float *restrict g, const float *restrict x,
+                                            float *restrict out, ptrdiff_t n)
+{
+    XENT_SIMD
+    for (ptrdiff_t j = 0; j < n; j++) {
+        const double e = xent_exp(-fabs((double)x[j])), d = 1.0 + e;
+        out[j] = (float)((double)g[j] * (e / (d * d)));
+    }
+}
+
 #endif /* MINIGRAD_ELEMENTWISE_H */

@@ -1,16 +1,18 @@
 # cython: language_level=3
 """Elementwise kernels that numpy cannot do in one pass at the accuracy the ops promise.
 
-``tanh_grad_f32(upstream, x, out)``: tanh's VJP for float32, ``upstream * sech^2(x)``
-formed in double and rounded once (``kernels/_elementwise.h``, ``mg_tanh_grad_f32``). numpy needs
+``tanh_grad_f32(upstream, x, out)`` and ``sigmoid_grad_f32``: tanh's and the sigmoid's VJPs
+for float32, ``upstream * sech^2(x)`` and ``upstream * s(x) s(-x)``, formed in double and
+rounded once (``kernels/_elementwise.h``, ``mg_tanh_grad_f32``). numpy needs
 six passes for the same arithmetic (casts, a float64 cosh, a square, a divide, a cast
 back); this is one. The op (``minigrad._ops.TanhBackward``) validates and falls back to
-numpy for other dtypes and layouts.
+numpy for other dtypes and shapes (``SigmoidBackward`` likewise).
 """
 cimport numpy as cnp
 
 cdef extern from "_elementwise.h" nogil:
     void mg_tanh_grad_f32(const float *g, const float *x, float *out, Py_ssize_t n)
+    void mg_sigmoid_grad_f32(const float *g, const float *x, float *out, Py_ssize_t n)
 
 cnp.import_array()
 
@@ -25,14 +27,28 @@ cdef int _check_f32(cnp.ndarray a, str name, cnp.npy_intp size, bint out) except
     return 0
 
 
-def tanh_grad_f32(cnp.ndarray upstream not None, cnp.ndarray x not None,
-                  cnp.ndarray out not None):
-    """OUT ``out = upstream * sech^2(x)`` (IN ``upstream``, ``x``: float32, C-contiguous,
-    of ``out``'s size), within half an ulp of float32 plus ~1e-15 relative."""
+ctypedef void (*grad_kernel)(const float *, const float *, float *, Py_ssize_t) noexcept nogil
+
+
+cdef _run(grad_kernel kernel, cnp.ndarray upstream, cnp.ndarray x, cnp.ndarray out):
     cdef cnp.npy_intp n = cnp.PyArray_SIZE(out)
     _check_f32(upstream, "upstream", n, False)
     _check_f32(x, "x", n, False)
     _check_f32(out, "out", n, True)
     with nogil:
-        mg_tanh_grad_f32(<const float *>cnp.PyArray_DATA(upstream),
-                         <const float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(out), n)
+        kernel(<const float *>cnp.PyArray_DATA(upstream), <const float *>cnp.PyArray_DATA(x),
+               <float *>cnp.PyArray_DATA(out), n)
+
+
+def tanh_grad_f32(cnp.ndarray upstream not None, cnp.ndarray x not None,
+                  cnp.ndarray out not None):
+    """OUT ``out = upstream * sech^2(x)`` (IN ``upstream``, ``x``: float32, C-contiguous,
+    of ``out``'s size), within half an ulp of float32 plus ~1e-15 relative."""
+    _run(mg_tanh_grad_f32, upstream, x, out)
+
+
+def sigmoid_grad_f32(cnp.ndarray upstream not None, cnp.ndarray x not None,
+                     cnp.ndarray out not None):
+    """OUT ``out = upstream * s(x) s(-x)`` (the sigmoid's derivative), as
+    ``tanh_grad_f32``."""
+    _run(mg_sigmoid_grad_f32, upstream, x, out)

@@ -215,6 +215,14 @@ class Tanh(Op):
         return (TanhBackward.apply(g, self.inputs[0]),)
 
 
+def _float32_kernel(kernel, g, x):
+    """``kernel(g, x, out)`` of kernels/_elementwise.pyx on float32 ``g`` and ``x`` of one
+    shape: the result, a fresh array."""
+    out = np.empty(x.shape, np.float32)
+    kernel(np.ascontiguousarray(g), np.ascontiguousarray(x), out)
+    return out
+
+
 def _wide(dtype):
     """The dtype a derivative below is formed in: float64 for float32 data (the formulas take
     several rounded steps, about 4 ulp in their own precision; formed in float64 and rounded
@@ -231,9 +239,7 @@ class TanhBackward(Op):
         if x.dtype == g.dtype == np.float32 and x.shape == g.shape:
             # the same arithmetic in one C pass (kernels/_elementwise.h): numpy's six passes
             # below cost ~6.5 us at [64, 64], this ~2.5
-            out = np.empty(x.shape, np.float32)
-            _elementwise.tanh_grad_f32(np.ascontiguousarray(g), np.ascontiguousarray(x), out)
-            return out
+            return _float32_kernel(_elementwise.tanh_grad_f32, g, x)
         # Inputs cast up front: numpy's mixed-dtype loops (float32 in, float64 out) cast in
         # small buffers and were ~10% slower here at [64, 64] (measured).
         wide = _wide(x.dtype)
@@ -267,6 +273,8 @@ class SigmoidBackward(Op):
     where it is 4e-8."""
 
     def forward(self, g, x):
+        if x.dtype == g.dtype == np.float32 and x.shape == g.shape:
+            return _float32_kernel(_elementwise.sigmoid_grad_f32, g, x)  # as TanhBackward
         e = np.empty(x.shape, _wide(x.dtype))
         np.abs(x, out=e, dtype=e.dtype)
         np.exp(np.negative(e, out=e), out=e)
