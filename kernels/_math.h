@@ -12,9 +12,9 @@
 #include <string.h>
 #include <stddef.h>
 
-
 /* Portable build, fast where the CPU allows: gcc emits x86-64-v4 (AVX-512), x86-64-v3
- * (AVX2+FMA) and baseline clones of each row function and picks one at load time (ifunc). */
+ * (AVX2+FMA) and baseline clones of each kernel function (XENT_CLONES) and picks one at
+ * load time (ifunc). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(MINIGRAD_NO_CLONES)
 #define XENT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -23,18 +23,6 @@
 #define XENT_CLONES
 #define XENT_HAVE_CLONES 0
 #endif
-
-/* Rows are streamed from memory; the max pass over a fresh row stalls on its
- * loads, so each row asks for the start of the next one (prefetches never
- * fault, so running past the last row is harmless). ~10% at [4096, 1000]. */
-#if defined(__GNUC__)
-#define XENT_PREFETCH(p) __builtin_prefetch(p)
-#else
-#define XENT_PREFETCH(p) ((void)0)
-#endif
-#define XENT_PREFETCH_ROW(T, next, n)                                           \
-    for (ptrdiff_t jp = 0; jp < (n) && jp < 4096; jp += 64 / (ptrdiff_t)sizeof(T)) \
-        XENT_PREFETCH((next) + jp)
 
 #if defined(_OPENMP) || defined(MINIGRAD_OPENMP_SIMD)
 #define XENT_PRAGMA(x) _Pragma(#x)
